@@ -1,0 +1,1 @@
+//! The emulated Vonage Video API (work in progress).
