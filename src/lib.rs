@@ -1,5 +1,14 @@
 //! vonage-sessions: a server that creates Vonage Video sessions and mints client tokens with
 //! server-held credentials, so that browsers and apps never hold a Vonage secret.
+//!
+//! `main.rs` is the command line; [`app::App`] wires the service; [`emulator`] is the
+//! emulated Vonage Video API used by `dev`, the tests and front-end developers.
 
+pub mod app;
+pub mod auth;
+pub mod config;
 pub mod emulator;
+pub mod error;
+pub mod routes;
+pub mod telemetry;
 pub mod video;

@@ -1,3 +1,13 @@
-//! Everything about the Vonage Video API and nothing about serving HTTP.
+//! Everything about the Vonage Video API and nothing about serving HTTP: the REST client,
+//! credentials and their JWTs, session options, session IDs and client tokens.
 
+pub mod client;
+pub mod credentials;
+pub mod options;
 pub mod session_id;
+pub mod token;
+
+pub use client::{ClientSettings, VideoClient, VideoError};
+pub use credentials::{Credentials, CredentialsError};
+pub use options::{ArchiveMode, ArchiveResolution, MediaMode, SessionOptions};
+pub use token::{ClientToken, LegacyTokenFormat, Role, TokenGrant, TokenIssuer};

@@ -1,0 +1,310 @@
+//! The HTTP error type: every failure becomes RFC 9457 `application/problem+json` with a stable
+//! machine `code` (PRODUCT §6) in one exhaustive match. `problem_layer` adds the request ID.
+//! Also the JSON body extractor, so malformed bodies are problems too.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+
+use crate::video::{Role, VideoError};
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A field is missing, of the wrong type, unknown, or not allowed with another.
+    #[error("{field}: {message}")]
+    InvalidRequest {
+        /// The JSON path of the field, e.g. `token.ttlSeconds`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The body is not JSON.
+    #[error("the request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// A body came with a content type other than JSON.
+    #[error("request bodies must be application/json")]
+    UnsupportedMediaType,
+    /// The body is larger than `server.body_limit_bytes`.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// The caller may not ask for this role.
+    #[error("the role \"{}\" is not allowed for this caller", .0.as_str())]
+    RoleNotAllowed(Role),
+    /// The session ID is malformed or belongs to other credentials.
+    #[error("no session with this ID belongs to this service's Vonage credentials")]
+    SessionNotFound,
+    /// No route has this path.
+    #[error("no such resource")]
+    NotFound,
+    /// The route exists but not for this method.
+    #[error("this method is not allowed on this resource")]
+    MethodNotAllowed,
+    /// A Vonage call failed.
+    #[error(transparent)]
+    Upstream(#[from] VideoError),
+    /// The request took longer than `server.request_timeout_ms`.
+    #[error("the request took too long")]
+    Timeout,
+    /// A readiness check failed.
+    #[error("not ready: {}", .0.join(", "))]
+    NotReady(Vec<&'static str>),
+    /// A bug or an unexpected failure; the detail stays in the logs.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// A 400 naming `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// HTTP status and stable code, in one exhaustive match.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::InvalidRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::RoleNotAllowed(_) => (StatusCode::FORBIDDEN, "role_not_allowed"),
+            ApiError::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Upstream(error) => match error {
+                VideoError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+                VideoError::Unreachable(_) | VideoError::Unavailable { .. } => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable")
+                }
+                VideoError::AuthRejected { .. } => {
+                    (StatusCode::BAD_GATEWAY, "upstream_auth_failed")
+                }
+                VideoError::Rejected { .. } | VideoError::InvalidResponse => {
+                    (StatusCode::BAD_GATEWAY, "upstream_rejected")
+                }
+                VideoError::Credentials(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            },
+            ApiError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+            ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// What the caller is told. Server-side failures say what happened, never why in detail:
+    /// Vonage's body and our internals stay in the logs.
+    fn detail(&self) -> String {
+        match self {
+            ApiError::Upstream(VideoError::Credentials(_)) | ApiError::Internal(_) => {
+                "an internal error occurred; quote the requestId when reporting it".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Upstream(VideoError::Unavailable { retry_after, .. }) => {
+                Some(retry_after.unwrap_or(Duration::from_secs(1)))
+            }
+            ApiError::Upstream(VideoError::Unreachable(_)) | ApiError::NotReady(_) => {
+                Some(Duration::from_secs(1))
+            }
+            _ => None,
+        }
+    }
+
+    /// Logs a server-side failure once, where it is turned into a response.
+    fn log(&self) {
+        match self {
+            ApiError::Upstream(VideoError::AuthRejected { status, detail }) => tracing::error!(
+                vonage.status = status,
+                vonage.code = detail.code,
+                vonage.message = detail.message.as_deref(),
+                "Vonage rejected our credentials: check VONAGE_APPLICATION_ID/VONAGE_PRIVATE_KEY or OPENTOK_API_KEY/OPENTOK_API_SECRET"
+            ),
+            ApiError::Upstream(
+                VideoError::Rejected { status, detail }
+                | VideoError::Unavailable { status, detail, .. },
+            ) => tracing::warn!(
+                vonage.status = status,
+                vonage.code = detail.code,
+                vonage.message = detail.message.as_deref(),
+                "Vonage refused the call"
+            ),
+            ApiError::Upstream(error) => {
+                tracing::warn!(error = %error, source = ?std::error::Error::source(error), "Vonage call failed")
+            }
+            ApiError::Internal(error) => tracing::error!(error = ?error, "request failed"),
+            _ => {}
+        }
+    }
+}
+
+/// The problem document (RFC 9457) with our `code` and `requestId` extensions.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// A URI naming the problem kind: `urn:vonage-sessions:problem:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The HTTP status text.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong, for people.
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `invalid_request`.
+    pub code: String,
+    /// The `x-request-id` of the request, for support.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            self.log();
+        }
+        let problem = Problem {
+            kind: format!("urn:vonage-sessions:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            code: code.to_owned(),
+            request_id: None,
+        };
+        let mut response = problem_response(status, &problem);
+        if let Some(after) = self.retry_after() {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(after.as_secs().max(1)),
+            );
+        }
+        // `problem_layer` re-renders the body with the request ID.
+        response.extensions_mut().insert(problem);
+        response
+    }
+}
+
+fn problem_response(status: StatusCode, problem: &Problem) -> Response {
+    let body = serde_json::to_vec(problem).unwrap_or_default();
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Middleware: puts the request's `x-request-id` into every problem body.
+pub async fn problem_layer(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut response = next.run(request).await;
+    if let (Some(mut problem), Some(request_id)) =
+        (response.extensions_mut().remove::<Problem>(), request_id)
+    {
+        problem.request_id = Some(request_id);
+        let (mut parts, _) = response.into_parts();
+        let rendered = problem_response(parts.status, &problem);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        response = Response::from_parts(parts, rendered.into_body());
+    }
+    response
+}
+
+/// A JSON body that may be absent: no body (or `{}`) means `T::default()`. Errors are
+/// problems naming the field (via `serde_path_to_error`).
+#[derive(Debug, Clone, Default)]
+pub struct OptionalJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Default,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::InvalidJson("the request body could not be read".to_owned())
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        if !content_type.as_ref().is_some_and(is_json) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse_json(&bytes).map(Self)
+    }
+}
+
+fn is_json(value: &HeaderValue) -> bool {
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || (essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+/// Parses JSON, telling syntax errors (`invalid_json`) from data errors (`invalid_request`).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    // Syntax first, so a truncated body is `invalid_json` even if a bad field came before the cut.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => ApiError::invalid(
+                if path == "." { "body".to_owned() } else { path },
+                strip_position(&inner),
+            ),
+            _ => ApiError::InvalidJson(inner.to_string()),
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    Ok(value)
+}
+
+/// serde_json appends " at line 1 column 20"; the field path says more to a caller.
+fn strip_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(index) => text[..index].to_owned(),
+        None => text,
+    }
+}

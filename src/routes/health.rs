@@ -1,0 +1,41 @@
+//! Probes: `/livez` (and `/healthz`) say the process serves; `/readyz` says it should get
+//! traffic. Neither ever calls Vonage or creates a session.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, Problem};
+
+/// A probe's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the answer is 200.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Liveness: 200 while the process serves requests. Touches nothing.
+#[utoipa::path(get, path = "/livez", tag = "health", responses((status = 200, body = Health)))]
+pub async fn livez() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: 200 when config and keys are loaded and the service is not draining.
+#[utoipa::path(
+    get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, body = Health),
+        (status = 503, description = "not_ready, listing the failing checks", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
+    // Config and credentials were loaded before the listener was bound, so the only check
+    // that can fail at run time here is draining.
+    if state.readiness.is_draining() {
+        return Err(ApiError::NotReady(vec!["draining"]));
+    }
+    Ok(Json(Health { status: "ok" }))
+}

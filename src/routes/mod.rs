@@ -1,0 +1,65 @@
+//! The HTTP surface: every path in one place, the fallbacks, and the OpenAPI document.
+
+pub mod health;
+pub mod sessions;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use utoipa::OpenApi;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// The OpenAPI 3.1 document, generated from the handlers and DTOs.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "vonage-sessions",
+        description = "Creates Vonage Video sessions and mints client tokens with server-held credentials. \
+            Every error is application/problem+json with a stable `code`.",
+        license(name = "MIT")
+    ),
+    paths(sessions::create_session, sessions::create_token, health::livez, health::readyz),
+    tags((name = "sessions", description = "Sessions and client tokens"), (name = "health", description = "Probes"))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document as pretty JSON, as served and as committed in `openapi.json`.
+pub fn openapi_json() -> String {
+    let mut text = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// All routes. Probes answer GET and HEAD (axum answers HEAD for GET routes).
+pub fn router() -> Router<AppState> {
+    let openapi = openapi_json();
+    Router::new()
+        .route("/sessions", post(sessions::create_session))
+        .route(
+            "/sessions/{session_id}/tokens",
+            post(sessions::create_token),
+        )
+        .route("/livez", get(health::livez))
+        .route("/healthz", get(health::livez))
+        .route("/readyz", get(health::readyz))
+        .route(
+            "/openapi.json",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    openapi.clone(),
+                )
+                    .into_response()
+            }),
+        )
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}
+
+/// True for the probe paths, which are logged at DEBUG and never limited.
+pub fn is_probe(path: &str) -> bool {
+    matches!(path, "/livez" | "/healthz" | "/readyz")
+}

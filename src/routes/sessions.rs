@@ -1,0 +1,197 @@
+//! `POST /sessions` (create a session and a token) and `POST /sessions/{sessionId}/tokens`
+//! (a token for an existing session of ours).
+
+use std::net::Ipv4Addr;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::auth::{Caller, Grant, TokenRequest};
+use crate::error::{ApiError, ApiResult, OptionalJson, Problem};
+use crate::video::{ArchiveMode, ArchiveResolution, MediaMode, Role, SessionOptions, session_id};
+
+/// Options for a new session; every field is optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateSessionRequest {
+    /// `routed` (default: the Media Router) or `relayed`.
+    pub media_mode: Option<MediaMode>,
+    /// `manual` (default) or `always` (routed only).
+    pub archive_mode: Option<ArchiveMode>,
+    /// IPv4 location hint.
+    #[schema(value_type = Option<String>, format = Ipv4, example = "203.0.113.7")]
+    pub location: Option<Ipv4Addr>,
+    /// End-to-end encryption (routed only, not with `always`).
+    pub e2ee: Option<bool>,
+    /// Name of automatic archives, 1–80 characters (`always` only).
+    #[schema(min_length = 1, max_length = 80)]
+    pub archive_name: Option<String>,
+    /// Resolution of automatic archives (`always` only).
+    pub archive_resolution: Option<ArchiveResolution>,
+    /// The caller's token.
+    pub token: Option<TokenRequest>,
+}
+
+impl CreateSessionRequest {
+    fn session_options(&self) -> ApiResult<SessionOptions> {
+        let options = SessionOptions {
+            media_mode: self.media_mode.unwrap_or_default(),
+            archive_mode: self.archive_mode.unwrap_or_default(),
+            location: self.location,
+            e2ee: self.e2ee.unwrap_or(false),
+            archive_name: self.archive_name.clone(),
+            archive_resolution: self.archive_resolution,
+        };
+        options
+            .validate()
+            .map_err(|e| ApiError::invalid(e.field, e.message))?;
+        Ok(options)
+    }
+}
+
+/// A new session and the caller's token for it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateSessionResponse {
+    /// The Vonage session ID, for `OT.initSession(applicationId, sessionId)`.
+    pub session_id: String,
+    /// The Vonage application ID (or legacy API key).
+    pub application_id: String,
+    /// Same as `applicationId`, for front ends written against Vonage's sample servers.
+    pub api_key: String,
+    /// The client token, for `session.connect(token)`.
+    pub token: String,
+    /// The role the token grants.
+    pub role: Role,
+    /// When the token expires (RFC 3339, UTC).
+    pub expires_at: String,
+    /// The session's media mode.
+    pub media_mode: MediaMode,
+    /// The session's archive mode.
+    pub archive_mode: ArchiveMode,
+    /// Whether end-to-end encryption is on.
+    pub e2ee: bool,
+    /// The location hint, if any.
+    pub location: Option<String>,
+}
+
+/// A token for an existing session.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenResponse {
+    /// The client token, for `session.connect(token)`.
+    pub token: String,
+    /// The role the token grants.
+    pub role: Role,
+    /// When the token expires (RFC 3339, UTC).
+    pub expires_at: String,
+    /// The session the token is for.
+    pub session_id: String,
+    /// The Vonage application ID (or legacy API key).
+    pub application_id: String,
+    /// Same as `applicationId`.
+    pub api_key: String,
+}
+
+/// Create a session (routed by default) and a token for the caller.
+#[utoipa::path(
+    post, path = "/sessions", tag = "sessions",
+    request_body(content = Option<CreateSessionRequest>, description = "Optional; no body or `{}` means all defaults"),
+    responses(
+        (status = 201, description = "Session created", body = CreateSessionResponse),
+        (status = 400, description = "invalid_request or invalid_json", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "unsupported_media_type", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "upstream_rejected or upstream_auth_failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "upstream_unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "upstream_timeout", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    OptionalJson(body): OptionalJson<CreateSessionRequest>,
+) -> ApiResult<(StatusCode, Json<CreateSessionResponse>)> {
+    let options = body.session_options()?;
+    // Decide the token before calling Vonage, so a refused role creates no session.
+    let grant = state
+        .auth
+        .grant(&caller, &body.token.unwrap_or_default(), "token")?;
+    let session_id = state.video.create_session(&options).await?;
+    let (token, expires_at) = issue(&state, &session_id, &grant)?;
+    let owner = state.tokens.owner().to_owned();
+    Ok((
+        StatusCode::CREATED,
+        Json(CreateSessionResponse {
+            session_id,
+            application_id: owner.clone(),
+            api_key: owner,
+            token,
+            role: grant.role,
+            expires_at,
+            media_mode: options.media_mode,
+            archive_mode: options.archive_mode,
+            e2ee: options.e2ee,
+            location: options.location.map(|l| l.to_string()),
+        }),
+    ))
+}
+
+/// A token for an existing session owned by this service's credentials. Nothing is sent to Vonage.
+#[utoipa::path(
+    post, path = "/sessions/{sessionId}/tokens", tag = "sessions",
+    params(("sessionId" = String, Path, description = "A session ID created with this service's credentials")),
+    request_body(content = Option<TokenRequest>, description = "Optional token options"),
+    responses(
+        (status = 201, description = "Token minted", body = TokenResponse),
+        (status = 400, description = "invalid_request or invalid_json", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "session_not_found", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_token(
+    State(state): State<AppState>,
+    Path(session_id): Path<String>,
+    caller: Caller,
+    OptionalJson(body): OptionalJson<TokenRequest>,
+) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
+    if !session_id::is_owned_by(&session_id, state.tokens.owner()) {
+        return Err(ApiError::SessionNotFound);
+    }
+    let grant = state.auth.grant(&caller, &body, "")?;
+    let (token, expires_at) = issue(&state, &session_id, &grant)?;
+    let owner = state.tokens.owner().to_owned();
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenResponse {
+            token,
+            role: grant.role,
+            expires_at,
+            session_id,
+            application_id: owner.clone(),
+            api_key: owner,
+        }),
+    ))
+}
+
+/// Mints the token for `grant` and formats its expiry as RFC 3339.
+fn issue(state: &AppState, session_id: &str, grant: &Grant) -> ApiResult<(String, String)> {
+    let token = state
+        .tokens
+        .mint(&grant.for_session(session_id))
+        .map_err(anyhow::Error::from)?;
+    let expires_at = i64::try_from(token.expires_at)
+        .ok()
+        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .ok_or_else(|| anyhow::anyhow!("token expiry out of range"))?;
+    Ok((token.token, expires_at))
+}

@@ -1,0 +1,267 @@
+//! The HTTP client for the Vonage Video REST API: one shared `reqwest::Client` with connect and
+//! total timeouts, a fresh auth JWT per call, and tolerant parsing of what comes back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, HeaderValue, RETRY_AFTER};
+use serde::Deserialize;
+use url::Url;
+
+use super::credentials::{Credentials, CredentialsError};
+use super::options::SessionOptions;
+
+/// Connection settings for the Video API.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// Base URL, e.g. `https://video.api.vonage.com` or an emulator.
+    pub base_url: Url,
+    /// Time allowed to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for a whole call, connection included.
+    pub timeout: Duration,
+}
+
+/// A call to Vonage that did not produce what was asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum VideoError {
+    /// No answer in time.
+    #[error("the Video API did not answer within the timeout")]
+    Timeout,
+    /// The connection could not be made or broke before an answer.
+    #[error("could not reach the Video API")]
+    Unreachable(#[source] reqwest::Error),
+    /// Vonage refused our credentials (401/403): a configuration problem, not the caller's.
+    #[error("the Video API rejected our credentials (HTTP {status})")]
+    AuthRejected {
+        /// HTTP status from Vonage.
+        status: u16,
+        /// Vonage's error detail.
+        detail: VonageErrorBody,
+    },
+    /// Vonage is overloaded or down (429, 503): worth retrying later.
+    #[error("the Video API is unavailable (HTTP {status})")]
+    Unavailable {
+        /// HTTP status from Vonage.
+        status: u16,
+        /// Vonage's `Retry-After`, when given.
+        retry_after: Option<Duration>,
+        /// Vonage's error detail.
+        detail: VonageErrorBody,
+    },
+    /// Any other non-success answer.
+    #[error("the Video API refused the request (HTTP {status})")]
+    Rejected {
+        /// HTTP status from Vonage.
+        status: u16,
+        /// Vonage's error detail.
+        detail: VonageErrorBody,
+    },
+    /// A success status with a body we cannot use.
+    #[error("the Video API answered with an unexpected body")]
+    InvalidResponse,
+    /// Our own signing failed.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+}
+
+/// Vonage's JSON error body `{code, message, description}`, parsed leniently.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct VonageErrorBody {
+    /// Vonage's numeric code, e.g. `-1` or `15008`.
+    #[serde(default)]
+    pub code: Option<i64>,
+    /// Vonage's message.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// The Video API client. Cheap to clone: the HTTP client and credentials are shared.
+#[derive(Debug, Clone)]
+pub struct VideoClient {
+    http: reqwest::Client,
+    create_session_url: Url,
+    credentials: Arc<Credentials>,
+}
+
+impl VideoClient {
+    /// Builds the one HTTP client the service uses for Vonage.
+    pub fn new(
+        settings: &ClientSettings,
+        credentials: Arc<Credentials>,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.timeout)
+            .user_agent(concat!(
+                env!("CARGO_PKG_NAME"),
+                "/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()?;
+        // `base_url` is http(s) (checked by config), so it always has path segments.
+        let mut create_session_url = settings.base_url.clone();
+        if let Ok(mut segments) = create_session_url.path_segments_mut() {
+            segments.pop_if_empty().extend(["session", "create"]);
+        }
+        Ok(Self {
+            http,
+            create_session_url,
+            credentials,
+        })
+    }
+
+    /// The credentials this client signs with.
+    pub fn credentials(&self) -> &Arc<Credentials> {
+        &self.credentials
+    }
+
+    /// Creates a session: `POST /session/create` with a form body
+    /// (<https://tokbox.com/developer/rest/#session_id_production>). Returns the session ID.
+    #[tracing::instrument(name = "vonage.create_session", skip_all, fields(vonage.session_id))]
+    pub async fn create_session(&self, options: &SessionOptions) -> Result<String, VideoError> {
+        let (auth_name, auth_value) = self
+            .credentials
+            .rest_auth_header(jsonwebtoken::get_current_timestamp())?;
+        let response = self
+            .http
+            .post(self.create_session_url.clone())
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .header(auth_name, auth_value)
+            .form(&options.form_fields())
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(parse_retry_after);
+        let body = response.bytes().await.map_err(transport_error)?;
+        if !status.is_success() {
+            return Err(status_error(status, retry_after, &body));
+        }
+        let session_id = parse_created_session(&body).ok_or(VideoError::InvalidResponse)?;
+        tracing::Span::current().record("vonage.session_id", session_id.as_str());
+        Ok(session_id)
+    }
+}
+
+fn transport_error(error: reqwest::Error) -> VideoError {
+    if error.is_timeout() {
+        VideoError::Timeout
+    } else {
+        VideoError::Unreachable(error)
+    }
+}
+
+fn status_error(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> VideoError {
+    let detail = serde_json::from_slice::<VonageErrorBody>(body).unwrap_or_default();
+    let status_code = status.as_u16();
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => VideoError::AuthRejected {
+            status: status_code,
+            detail,
+        },
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+            VideoError::Unavailable {
+                status: status_code,
+                retry_after,
+                detail,
+            }
+        }
+        _ => VideoError::Rejected {
+            status: status_code,
+            detail,
+        },
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by Vonage).
+fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
+    value
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// The SDKs read `[0].session_id` and ignore everything else, whose types vary between
+/// deployments; a bare object is accepted too.
+fn parse_created_session(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Created {
+        session_id: String,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Reply {
+        Many(Vec<Created>),
+        One(Created),
+    }
+    let session_id = match serde_json::from_slice::<Reply>(body).ok()? {
+        Reply::Many(created) => created.into_iter().next()?.session_id,
+        Reply::One(created) => created.session_id,
+    };
+    (!session_id.is_empty()).then_some(session_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_recorded_replies_and_ignores_varying_fields() {
+        let recorded = br#"[{"session_id":"1_MX40NzY2NTk3MX5-","project_id":"47665971","partner_id":47665971,
+            "create_dt":"Fri Feb 14 05:14:54 PST 2025","session_status":null,"ice_credential_expiration":86100}]"#;
+        assert_eq!(
+            parse_created_session(recorded).as_deref(),
+            Some("1_MX40NzY2NTk3MX5-")
+        );
+        assert_eq!(
+            parse_created_session(br#"{"session_id":"2_abc"}"#).as_deref(),
+            Some("2_abc")
+        );
+        for bad in [
+            &b"[]"[..],
+            b"",
+            b"<sessions/>",
+            br#"[{"session_id":""}]"#,
+            br#"[{"id":"x"}]"#,
+        ] {
+            assert_eq!(parse_created_session(bad), None);
+        }
+    }
+
+    #[test]
+    fn statuses_map_to_error_kinds() {
+        let body =
+            br#"{"code":-1,"message":"Invalid signature","description":"Invalid signature"}"#;
+        let VideoError::AuthRejected { detail, .. } =
+            status_error(StatusCode::FORBIDDEN, None, body)
+        else {
+            panic!("403 is an auth rejection")
+        };
+        assert_eq!(detail.code, Some(-1));
+        assert!(matches!(
+            status_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(Duration::from_secs(2)),
+                b""
+            ),
+            VideoError::Unavailable {
+                status: 429,
+                retry_after: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            status_error(StatusCode::BAD_GATEWAY, None, b"<html>"),
+            VideoError::Rejected { status: 502, .. }
+        ));
+    }
+}
