@@ -135,6 +135,7 @@ pub(crate) async fn dev(
     tokio::spawn(emulator.run_until(std::future::pending()));
 
     let app = App::build(&config, credentials).await?;
+    let shutdown = shutdown_signal();
     let url = format!("http://{}", app.local_addr());
     println!("vonage-sessions listening on {url}");
     println!(
@@ -147,7 +148,7 @@ pub(crate) async fn dev(
             "Vonage application"
         }
     );
-    app.run_until(shutdown_signal()).await.context("serving")?;
+    app.run_until(shutdown).await.context("serving")?;
     Ok(())
 }
 
@@ -191,26 +192,20 @@ fn throwaway_credentials(legacy: bool) -> anyhow::Result<(Credentials, EmulatorC
     ))
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C), logging which arrived.
-pub(crate) async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// Registers SIGTERM and SIGINT handlers now (so a signal that arrives right after the
+/// `listening on` line is not fatal) and returns a future that resolves on the first of them.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        let (Ok(mut terminate), Ok(mut interrupt)) = (terminate, interrupt) else {
+            tracing::warn!("cannot listen for shutdown signals; stop the process with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!(signal = "SIGINT", "shutdown requested"),
+            _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!(signal = "SIGINT", "shutdown requested"),
-        () = terminate => tracing::info!(signal = "SIGTERM", "shutdown requested"),
     }
 }

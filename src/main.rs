@@ -160,10 +160,9 @@ async fn serve(sources: &Sources<'_>, args: ListenArgs) -> anyhow::Result<()> {
     let (config, credentials) = load_for_serve(sources, args.listen)?;
     telemetry::init(&config.log);
     let app = App::build(&config, credentials).await?;
+    let shutdown = commands::shutdown_signal();
     println!("vonage-sessions listening on http://{}", app.local_addr());
-    app.run_until(commands::shutdown_signal())
-        .await
-        .context("serving")?;
+    app.run_until(shutdown).await.context("serving")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -183,12 +182,13 @@ async fn emulator(env: &dyn Fn(&str) -> Option<String>, args: EmulatorArgs) -> a
     let emulator = Emulator::bind(args.listen, credentials, faults)
         .await
         .context("binding the emulator")?;
+    let shutdown = commands::shutdown_signal();
     println!(
         "vonage-sessions emulator listening on {}",
         emulator.base_url()
     );
     emulator
-        .run_until(commands::shutdown_signal())
+        .run_until(shutdown)
         .await
         .context("serving the emulator")?;
     Ok(())

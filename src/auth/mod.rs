@@ -82,7 +82,7 @@ impl AuthPolicy {
         );
         Self {
             anonymous_roles: auth.anonymous_roles.clone().into(),
-            default_ttl_seconds: tokens.default_ttl_seconds,
+            default_ttl_seconds: tokens.default_ttl_seconds.min(tokens.max_ttl_seconds),
             max_ttl_seconds: tokens.max_ttl_seconds,
         }
     }

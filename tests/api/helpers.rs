@@ -1,0 +1,215 @@
+//! Test helpers: spawn the real service (and the real emulator) on free loopback ports.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::providers::{Format as _, Toml};
+use jsonwebtoken::DecodingKey;
+use secrecy::SecretString;
+use serde_json::Value;
+use vonage_sessions::app::App;
+use vonage_sessions::config::{Config, Sources};
+use vonage_sessions::emulator::{
+    ApplicationKey, Emulator, EmulatorCredentials, Faults, LegacyProject,
+};
+use vonage_sessions::video::Credentials;
+
+pub(crate) const API_KEY: &str = "123456";
+pub(crate) const API_SECRET: &str = "1234567890abcdef1234567890abcdef1234567890";
+pub(crate) const APPLICATION_ID: &str = "00000000-0000-4000-8000-000000000000";
+pub(crate) const PRIVATE_KEY: &str = include_str!("../fixtures/application_private_key.pem");
+pub(crate) const PUBLIC_KEY: &str = include_str!("../fixtures/application_public_key.pem");
+/// A real session ID owned by API key 654321 (from the official SDKs' fixtures).
+pub(crate) const FOREIGN_SESSION_ID: &str =
+    "1_MX42NTQzMjF-flNhdCBNYXIgMTUgMTQ6NDI6MjMgUERUIDIwMTR-MC40OTAxMzAyNX4";
+
+/// Which credentials the service under test holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Application,
+    Legacy,
+}
+
+impl Kind {
+    pub(crate) fn owner(self) -> &'static str {
+        match self {
+            Kind::Application => APPLICATION_ID,
+            Kind::Legacy => API_KEY,
+        }
+    }
+
+    pub(crate) fn env(self) -> HashMap<String, String> {
+        let pairs: &[(&str, &str)] = match self {
+            Kind::Application => &[
+                ("VONAGE_APPLICATION_ID", APPLICATION_ID),
+                ("VONAGE_PRIVATE_KEY", PRIVATE_KEY),
+            ],
+            Kind::Legacy => &[
+                ("OPENTOK_API_KEY", API_KEY),
+                ("OPENTOK_API_SECRET", API_SECRET),
+            ],
+        };
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+}
+
+/// The emulator accepting both kinds of test credentials.
+pub(crate) async fn spawn_emulator() -> String {
+    spawn_emulator_with(EmulatorCredentials {
+        legacy: Some(LegacyProject {
+            api_key: API_KEY.into(),
+            api_secret: SecretString::from(API_SECRET),
+        }),
+        application: Some(ApplicationKey {
+            application_id: APPLICATION_ID.into(),
+            public_key: DecodingKey::from_rsa_pem(PUBLIC_KEY.as_bytes()).unwrap(),
+        }),
+    })
+    .await
+}
+
+pub(crate) async fn spawn_emulator_with(credentials: EmulatorCredentials) -> String {
+    let emulator = Emulator::bind(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        credentials,
+        Faults::default(),
+    )
+    .await
+    .unwrap();
+    let url = emulator.base_url();
+    tokio::spawn(emulator.run_until(std::future::pending()));
+    url
+}
+
+/// A running service and a client for it.
+pub(crate) struct TestApp {
+    pub(crate) url: String,
+    pub(crate) upstream: String,
+    pub(crate) client: reqwest::Client,
+}
+
+impl TestApp {
+    /// The service with `kind` credentials against a fresh emulator.
+    pub(crate) async fn spawn(kind: Kind) -> Self {
+        let upstream = spawn_emulator().await;
+        Self::spawn_against(kind, &upstream, "").await
+    }
+
+    /// The service against `upstream`, with extra TOML `overrides`.
+    pub(crate) async fn spawn_against(kind: Kind, upstream: &str, overrides: &str) -> Self {
+        let env = kind.env();
+        let lookup = |name: &str| env.get(name).cloned();
+        let sources = Sources {
+            config_dir: PathBuf::from("config"),
+            env: &lookup,
+            process_env_overrides: false,
+        };
+        let figment = Config::figment(&sources)
+            .unwrap()
+            .merge(Toml::string(&format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"anonymous\"\n[video]\napi_url = \"{upstream}\"\n"
+            )))
+            .merge(Toml::string(overrides));
+        let config = Config::from_figment(figment, &lookup).unwrap();
+        let credentials = match kind {
+            Kind::Application => {
+                Credentials::application(APPLICATION_ID, &SecretString::from(PRIVATE_KEY))
+            }
+            Kind::Legacy => Credentials::legacy(API_KEY, &SecretString::from(API_SECRET)),
+        }
+        .unwrap();
+        let app = App::build(&config, credentials).await.unwrap();
+        let url = format!("http://{}", app.local_addr());
+        tokio::spawn(app.run_until(std::future::pending()));
+        Self {
+            url,
+            upstream: upstream.to_owned(),
+            client: client(),
+        }
+    }
+
+    pub(crate) async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn create_session(&self, body: &Value) -> (u16, Value) {
+        let response = self.post_json("/sessions", body).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// What the emulator recorded.
+    pub(crate) async fn upstream_requests(&self) -> Vec<Value> {
+        let url = format!("{}/_emulator/requests", self.upstream);
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn upstream_sessions(&self) -> Vec<Value> {
+        let url = format!("{}/_emulator/sessions", self.upstream);
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Asserts a problem+json answer with `status` and `code`; returns the body.
+pub(crate) async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    assert!(
+        body["title"].is_string() && body["detail"].is_string() && body["type"].is_string(),
+        "{body}"
+    );
+    assert_eq!(
+        body["requestId"].as_str(),
+        request_id.as_deref(),
+        "requestId matches x-request-id"
+    );
+    body
+}
+
+/// Decodes a JWT's claims without verifying (tests verify separately where it matters).
+pub(crate) fn claims(jwt: &str) -> Value {
+    jsonwebtoken::dangerous::insecure_decode::<Value>(jwt)
+        .unwrap()
+        .claims
+}

@@ -1,0 +1,435 @@
+//! The real binary as users run it: start-up errors name the bad key and exit non-zero,
+//! `healthcheck` and `check-config` work, SIGTERM drains and exits 0, and no secret or client
+//! token ever reaches a log line, a response or a printed config.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use vonage_sessions::video::Credentials;
+
+use crate::helpers::{
+    API_KEY, API_SECRET, APPLICATION_ID, FOREIGN_SESSION_ID, PRIVATE_KEY, client, spawn_emulator,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vonage-sessions");
+
+/// A running child process whose stdout and stderr are collected.
+struct Running {
+    child: Child,
+    url: String,
+    output: Arc<Mutex<String>>,
+}
+
+impl Running {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        command.current_dir(env!("CARGO_MANIFEST_DIR"));
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        output.lock().unwrap().push_str(&first);
+        let url = first
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            url.starts_with("http://"),
+            "expected a listening line, got {first:?}"
+        );
+        for mut stream in [
+            Box::new(stdout) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buffer) {
+                    if n == 0 {
+                        break;
+                    }
+                    output
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buffer[..n]));
+                }
+            });
+        }
+        Self { child, url, output }
+    }
+
+    fn terminate(mut self) -> (i32, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let output = self.output.lock().unwrap().clone();
+        (status.code().unwrap_or(-1), output)
+    }
+}
+
+/// Runs the binary to completion; returns (exit code, stdout + stderr).
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let output = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
+const LEGACY: [(&str, &str); 2] = [
+    ("OPENTOK_API_KEY", API_KEY),
+    ("OPENTOK_API_SECRET", API_SECRET),
+];
+
+#[test]
+fn serve_refuses_to_start_with_a_clear_message_naming_the_bad_key() {
+    let anonymous = ("VONAGE_SESSIONS__AUTH__MODE", "anonymous");
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (LEGACY.to_vec(), "auth.mode"),
+        (vec![anonymous], "VONAGE_APPLICATION_ID"),
+        (
+            vec![
+                anonymous,
+                LEGACY[0],
+                LEGACY[1],
+                ("VONAGE_APPLICATION_ID", APPLICATION_ID),
+            ],
+            "exactly one",
+        ),
+        (
+            vec![
+                anonymous,
+                ("VONAGE_APPLICATION_ID", APPLICATION_ID),
+                ("VONAGE_PRIVATE_KEY", "garbage"),
+            ],
+            "VONAGE_PRIVATE_KEY",
+        ),
+        (vec![anonymous, LEGACY[0]], "OPENTOK_API_SECRET"),
+        (
+            vec![
+                anonymous,
+                LEGACY[0],
+                LEGACY[1],
+                ("VONAGE_SESSIONS__SERVER__LISTEN_PORT", "1"),
+            ],
+            "listen_port",
+        ),
+        (
+            vec![
+                anonymous,
+                LEGACY[0],
+                LEGACY[1],
+                ("VONAGE_SESSIONS__TOKENS__MAX_TTL_SECONDS", "99999999"),
+            ],
+            "tokens.max_ttl_seconds",
+        ),
+        (
+            vec![
+                anonymous,
+                LEGACY[0],
+                LEGACY[1],
+                ("VONAGE_SESSIONS_ENV", "staging"),
+            ],
+            "staging.toml",
+        ),
+    ];
+    for (env, expected) in cases {
+        let (code, output) = run(&["serve", "--listen", "127.0.0.1:0"], &env);
+        assert_eq!(code, 78, "{env:?}: {output}");
+        assert!(
+            output.contains(expected),
+            "{env:?} should mention {expected}: {output}"
+        );
+        assert!(!output.contains(API_SECRET), "the secret is never printed");
+    }
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_redacted() {
+    let env = [
+        ("VONAGE_SESSIONS__AUTH__MODE", "anonymous"),
+        ("VONAGE_APPLICATION_ID", APPLICATION_ID),
+        ("VONAGE_PRIVATE_KEY", PRIVATE_KEY),
+    ];
+    let (code, output) = run(&["check-config"], &env);
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("configuration is valid") && output.contains(APPLICATION_ID),
+        "{output}"
+    );
+    assert!(
+        !output.contains("PRIVATE KEY") && !output.contains(private_key_body_line()),
+        "{output}"
+    );
+    let (code, output) = run(
+        &["check-config"],
+        &[
+            ("VONAGE_SESSIONS__AUTH__MODE", "anonymous"),
+            LEGACY[0],
+            LEGACY[1],
+        ],
+    );
+    assert_eq!(code, 0, "{output}");
+    assert!(!output.contains(API_SECRET), "{output}");
+}
+
+/// A line from the middle of the private key: if any of it is printed, the key leaked.
+fn private_key_body_line() -> &'static str {
+    PRIVATE_KEY.lines().nth(5).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthcheck_follows_readyz_and_sigterm_drains_in_flight_requests_then_exits_0() {
+    let upstream = spawn_emulator().await;
+    let env = [
+        ("VONAGE_SESSIONS__AUTH__MODE", "anonymous"),
+        ("VIDEO_API_URL", upstream.as_str()),
+        LEGACY[0],
+        LEGACY[1],
+    ];
+    let service = Running::start(&["serve", "--listen", "127.0.0.1:0"], &env);
+    let readyz = format!("{}/readyz", service.url);
+    assert_eq!(run(&["healthcheck", "--url", &readyz], &[]).0, 0);
+
+    // A request in flight when SIGTERM arrives still gets its answer.
+    let http = client();
+    http.put(format!("{upstream}/_emulator/faults"))
+        .json(&json!({"latencyMs": 700}))
+        .send()
+        .await
+        .unwrap();
+    let in_flight = tokio::spawn({
+        let url = format!("{}/sessions", service.url);
+        let http = http.clone();
+        async move {
+            http.post(url)
+                .json(&json!({}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (code, output) = tokio::task::spawn_blocking(move || service.terminate())
+        .await
+        .unwrap();
+    assert_eq!(
+        in_flight.await.unwrap().unwrap(),
+        201,
+        "the in-flight request completes"
+    );
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("SIGTERM"), "{output}");
+    assert_ne!(
+        run(
+            &["healthcheck", "--url", &readyz, "--timeout-ms", "500"],
+            &[]
+        )
+        .0,
+        0,
+        "nothing listens any more"
+    );
+}
+
+/// Drives one service through successes and every kind of failure, with debug logs on, and
+/// checks that neither the secret nor any issued client token appears anywhere.
+async fn assert_nothing_leaks(
+    credential_env: &[(&str, &str)],
+    secret_fragments: &[&str],
+    upstream: &str,
+) {
+    let mut env = vec![
+        ("VONAGE_SESSIONS__AUTH__MODE", "anonymous"),
+        ("VIDEO_API_URL", upstream),
+        ("RUST_LOG", "debug"),
+    ];
+    env.extend_from_slice(credential_env);
+    let service = Running::start(&["serve", "--listen", "127.0.0.1:0"], &env);
+    let http = client();
+    let mut bodies = String::new();
+    let mut tokens = Vec::new();
+    let requests: Vec<(&str, String, Value)> = vec![
+        ("POST", "/sessions".into(), json!({})),
+        (
+            "POST",
+            "/sessions".into(),
+            json!({"token": {"role": "subscriber", "data": "d"}}),
+        ),
+        (
+            "POST",
+            "/sessions".into(),
+            json!({"token": {"role": "moderator"}}),
+        ),
+        ("POST", "/sessions".into(), json!({"mediaMode": "bogus"})),
+        (
+            "POST",
+            format!("/sessions/{FOREIGN_SESSION_ID}/tokens"),
+            json!({}),
+        ),
+        ("GET", "/readyz".into(), Value::Null),
+        ("GET", "/openapi.json".into(), Value::Null),
+    ];
+    for (method, path, body) in requests {
+        let url = format!("{}{path}", service.url);
+        let request = if method == "GET" {
+            http.get(url)
+        } else {
+            http.post(url).json(&body)
+        };
+        let response = request.send().await.unwrap();
+        let text = response.text().await.unwrap();
+        if let Ok(value) = serde_json::from_str::<Value>(&text)
+            && let Some(token) = value["token"].as_str()
+        {
+            tokens.push(token.to_owned());
+            let sid = value["sessionId"].as_str().unwrap().to_owned();
+            let more = http
+                .post(format!("{}/sessions/{sid}/tokens", service.url))
+                .send()
+                .await
+                .unwrap();
+            let more: Value = more.json().await.unwrap();
+            tokens.push(more["token"].as_str().unwrap().to_owned());
+            continue; // the token itself is, of course, in its own response
+        }
+        bodies.push_str(&text);
+    }
+    // Vonage rejecting our credentials is logged as an error, without the secret.
+    http.put(format!("{upstream}/_emulator/faults"))
+        .json(&json!({"errorRate": 1.0, "errorStatus": 403}))
+        .send()
+        .await
+        .unwrap();
+    let rejected = http
+        .post(format!("{}/sessions", service.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rejected.status(), 502);
+    bodies.push_str(&rejected.text().await.unwrap());
+    http.delete(format!("{upstream}/_emulator/faults"))
+        .send()
+        .await
+        .unwrap();
+
+    let (code, logs) = tokio::task::spawn_blocking(move || service.terminate())
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    assert!(
+        logs.contains("upstream") || logs.contains("Vonage"),
+        "failures are logged: {logs}"
+    );
+    assert!(tokens.len() >= 4, "tokens were issued");
+    for fragment in secret_fragments {
+        assert!(!logs.contains(fragment), "secret in logs: {fragment}");
+        assert!(
+            !bodies.contains(fragment),
+            "secret in a response: {fragment}"
+        );
+    }
+    for token in &tokens {
+        assert!(!logs.contains(token.as_str()), "a client token was logged");
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(
+            !logs.contains(signature),
+            "a client token's signature was logged"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_or_client_token_reaches_logs_or_responses_in_either_mode() {
+    let upstream = spawn_emulator().await;
+    assert_nothing_leaks(&LEGACY, &[API_SECRET], &upstream).await;
+    let application = [
+        ("VONAGE_APPLICATION_ID", APPLICATION_ID),
+        ("VONAGE_PRIVATE_KEY", PRIVATE_KEY),
+    ];
+    let key_lines: Vec<&str> = PRIVATE_KEY
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert_nothing_leaks(&application, &key_lines, &upstream).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_emulator_command_serves_both_credential_kinds() {
+    let key_file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/application_private_key.pem"
+    );
+    let env = [
+        LEGACY[0],
+        LEGACY[1],
+        ("VONAGE_APPLICATION_ID", APPLICATION_ID),
+        ("VONAGE_PRIVATE_KEY_FILE", key_file),
+    ];
+    let emulator = Running::start(&["emulator", "--listen", "127.0.0.1:0"], &env);
+    let http = client();
+    let now = jsonwebtoken::get_current_timestamp();
+    for (credentials, owner) in [
+        (
+            Credentials::legacy(API_KEY, &SecretString::from(API_SECRET)).unwrap(),
+            API_KEY,
+        ),
+        (
+            Credentials::application(APPLICATION_ID, &SecretString::from(PRIVATE_KEY)).unwrap(),
+            APPLICATION_ID,
+        ),
+    ] {
+        let (name, value) = credentials.rest_auth_header(now).unwrap();
+        let response = http
+            .post(format!("{}/session/create", emulator.url))
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", credentials.kind());
+        let body: Value = response.json().await.unwrap();
+        let sid = body[0]["session_id"].as_str().unwrap();
+        assert_eq!(
+            vonage_sessions::video::session_id::decode(sid)
+                .unwrap()
+                .owner,
+            owner
+        );
+    }
+    let refused = http
+        .post(format!("{}/session/create", emulator.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403, "no credentials, no session");
+    let (code, _) = tokio::task::spawn_blocking(move || emulator.terminate())
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+}
