@@ -19,8 +19,12 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::auth::AuthPolicy;
-use crate::config::Config;
+use crate::config::{Config, RoomStoreKind};
 use crate::error::{self, ApiError};
+use crate::rooms::memory::MemoryStore;
+use crate::rooms::redis_store::RedisStore;
+use crate::rooms::store::RoomStore;
+use crate::rooms::{RoomSettings, Rooms};
 use crate::telemetry::{self, REQUEST_ID};
 use crate::video::{ClientSettings, Credentials, TokenIssuer, VideoClient};
 
@@ -33,6 +37,8 @@ pub struct AppState {
     pub tokens: TokenIssuer,
     /// Caller policy.
     pub auth: AuthPolicy,
+    /// Named rooms.
+    pub rooms: Rooms,
     /// Draining flag for `/readyz`.
     pub readiness: Readiness,
 }
@@ -79,9 +85,11 @@ impl App {
             timeout: Duration::from_millis(config.video.timeout_ms),
         };
         let readiness = Readiness::default();
+        let video =
+            VideoClient::new(&settings, credentials.clone()).context("building the HTTP client")?;
         let state = AppState {
-            video: VideoClient::new(&settings, credentials.clone())
-                .context("building the HTTP client")?,
+            rooms: Rooms::new(room_store(config)?, video.clone(), room_settings(config)),
+            video,
             tokens: TokenIssuer::new(credentials, config.tokens.legacy_format),
             auth: AuthPolicy::new(&config.auth, &config.tokens),
             readiness: readiness.clone(),
@@ -147,6 +155,25 @@ impl App {
                 Ok(())
             }
         }
+    }
+}
+
+fn room_store(config: &Config) -> anyhow::Result<Arc<dyn RoomStore>> {
+    Ok(match config.rooms.store {
+        RoomStoreKind::Memory => Arc::new(MemoryStore::new()),
+        RoomStoreKind::Redis => Arc::new(RedisStore::new(
+            secrecy::ExposeSecret::expose_secret(&config.rooms.redis_url),
+            &config.rooms.key_prefix,
+            Duration::from_millis(config.rooms.store_timeout_ms),
+        )?),
+    })
+}
+
+fn room_settings(config: &Config) -> RoomSettings {
+    RoomSettings {
+        ttl: Duration::from_secs(config.rooms.ttl_seconds),
+        claim_ttl: Duration::from_millis(config.rooms.claim_ms),
+        join_wait: Duration::from_millis(config.rooms.join_wait_ms),
     }
 }
 

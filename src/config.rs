@@ -33,6 +33,8 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// Who may call.
     pub auth: AuthConfig,
+    /// Named rooms.
+    pub rooms: RoomsConfig,
     /// Logging.
     pub log: LogConfig,
     /// Vonage credentials, from their own env vars (never from files).
@@ -99,6 +101,36 @@ pub enum AuthMode {
     Unset,
     /// Anyone who reaches the service may call it.
     Anonymous,
+}
+
+/// `[rooms]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomsConfig {
+    /// Which store maps rooms to sessions.
+    pub store: RoomStoreKind,
+    /// Redis URL (may hold a password: redacted from `Debug`).
+    pub redis_url: SecretString,
+    /// Prefix of Redis keys.
+    pub key_prefix: String,
+    /// Sliding TTL of a room.
+    pub ttl_seconds: u64,
+    /// Lifetime of a creation claim.
+    pub claim_ms: u64,
+    /// How long a joiner waits for another's claim.
+    pub join_wait_ms: u64,
+    /// Bound on each store call.
+    pub store_timeout_ms: u64,
+}
+
+/// `rooms.store`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomStoreKind {
+    /// In-process: one replica.
+    Memory,
+    /// Redis: many replicas.
+    Redis,
 }
 
 /// `[log]`
@@ -217,6 +249,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_rooms()?;
         if !(1..=1024 * 1024).contains(&self.server.body_limit_bytes) {
             return Err(invalid(
                 "server.body_limit_bytes",
@@ -247,10 +280,45 @@ impl Config {
                 "must be between 1 and 2592000 (30 days)",
             ));
         }
-        if !(1..=self.tokens.max_ttl_seconds).contains(&self.tokens.default_ttl_seconds) {
+        if self.tokens.default_ttl_seconds == 0 {
             return Err(invalid(
                 "tokens.default_ttl_seconds",
-                "must be between 1 and tokens.max_ttl_seconds",
+                "must be greater than 0",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_rooms(&self) -> Result<(), ConfigError> {
+        let rooms = &self.rooms;
+        if rooms.store == RoomStoreKind::Redis {
+            let url = secrecy::ExposeSecret::expose_secret(&rooms.redis_url);
+            if url.is_empty() {
+                return Err(invalid(
+                    "rooms.redis_url",
+                    "is required with rooms.store = \"redis\"",
+                ));
+            }
+            // The parse error never includes the URL, which may carry a password.
+            let parsed = Url::parse(url)
+                .map_err(|e| invalid("rooms.redis_url", format!("is not a URL ({e})")))?;
+            if !matches!(parsed.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
+                return Err(invalid(
+                    "rooms.redis_url",
+                    "must be a redis:// or rediss:// URL",
+                ));
+            }
+        }
+        if rooms.ttl_seconds == 0 || rooms.join_wait_ms == 0 || rooms.store_timeout_ms == 0 {
+            return Err(invalid(
+                "rooms",
+                "ttl_seconds, join_wait_ms and store_timeout_ms must be greater than 0",
+            ));
+        }
+        if rooms.claim_ms <= self.video.timeout_ms {
+            return Err(invalid(
+                "rooms.claim_ms",
+                "must exceed video.timeout_ms, so a live claim holder never loses its claim",
             ));
         }
         Ok(())
@@ -544,5 +612,41 @@ mod tests {
             let error = load(&pairs).unwrap_err().to_string();
             assert!(error.starts_with(key), "{error}");
         }
+    }
+
+    #[test]
+    fn redis_rooms_need_a_redis_url_and_claims_outlive_vonage_calls() {
+        let env = env_of(&[]);
+        let sources = Sources {
+            config_dir: PathBuf::from("config"),
+            env: &env,
+            process_env_overrides: false,
+        };
+        let load_with = |toml: &str| {
+            let figment = Config::figment(&sources).unwrap().merge(Toml::string(toml));
+            Config::from_figment(figment, &env)
+        };
+        let missing = load_with("[rooms]\nstore = \"redis\"")
+            .unwrap_err()
+            .to_string();
+        assert!(missing.starts_with("rooms.redis_url"), "{missing}");
+        let secret_url = "[rooms]\nstore = \"redis\"\nredis_url = \"http://user:hunter2@x\"";
+        let wrong = load_with(secret_url).unwrap_err().to_string();
+        assert!(
+            wrong.starts_with("rooms.redis_url") && !wrong.contains("hunter2"),
+            "{wrong}"
+        );
+        let ok = load_with(
+            "[rooms]\nstore = \"redis\"\nredis_url = \"redis://:hunter2@127.0.0.1:6379\"",
+        )
+        .unwrap();
+        assert!(
+            !format!("{ok:?}").contains("hunter2"),
+            "the Redis password is redacted"
+        );
+        let short = load_with("[rooms]\nclaim_ms = 1000")
+            .unwrap_err()
+            .to_string();
+        assert!(short.starts_with("rooms.claim_ms"), "{short}");
     }
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
+use crate::rooms::RoomError;
 use crate::video::{Role, VideoError};
 
 /// Result of a handler.
@@ -44,6 +45,15 @@ pub enum ApiError {
     /// The session ID is malformed or belongs to other credentials.
     #[error("no session with this ID belongs to this service's Vonage credentials")]
     SessionNotFound,
+    /// No room with this name has a session.
+    #[error("no room with this name exists")]
+    RoomNotFound,
+    /// Another request is creating the room's session and did not finish in time.
+    #[error("the room is being created by another request; try again")]
+    RoomBusy,
+    /// The room store (Redis) is unreachable or too slow.
+    #[error("the room store is unavailable")]
+    StoreUnavailable,
     /// No route has this path.
     #[error("no such resource")]
     NotFound,
@@ -84,6 +94,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::RoleNotAllowed(_) => (StatusCode::FORBIDDEN, "role_not_allowed"),
             ApiError::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
+            ApiError::RoomNotFound => (StatusCode::NOT_FOUND, "room_not_found"),
+            ApiError::RoomBusy => (StatusCode::SERVICE_UNAVAILABLE, "room_busy"),
+            ApiError::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Upstream(error) => match error {
@@ -121,9 +134,10 @@ impl ApiError {
             ApiError::Upstream(VideoError::Unavailable { retry_after, .. }) => {
                 Some(retry_after.unwrap_or(Duration::from_secs(1)))
             }
-            ApiError::Upstream(VideoError::Unreachable(_)) | ApiError::NotReady(_) => {
-                Some(Duration::from_secs(1))
-            }
+            ApiError::Upstream(VideoError::Unreachable(_))
+            | ApiError::NotReady(_)
+            | ApiError::RoomBusy
+            | ApiError::StoreUnavailable => Some(Duration::from_secs(1)),
             _ => None,
         }
     }
@@ -151,6 +165,19 @@ impl ApiError {
             }
             ApiError::Internal(error) => tracing::error!(error = ?error, "request failed"),
             _ => {}
+        }
+    }
+}
+
+impl From<RoomError> for ApiError {
+    fn from(error: RoomError) -> Self {
+        match error {
+            RoomError::Busy => ApiError::RoomBusy,
+            RoomError::Store(error) => {
+                tracing::error!(error = %error, "room store failed");
+                ApiError::StoreUnavailable
+            }
+            RoomError::Upstream(error) => ApiError::Upstream(error),
         }
     }
 }

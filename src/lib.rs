@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod emulator;
 pub mod error;
+pub mod rooms;
 pub mod routes;
 pub mod telemetry;
 pub mod video;

@@ -1,1 +1,102 @@
-//! The emulated Vonage Video API (work in progress).
+//! A fake Vonage Video API over real HTTP, for the service's tests, benchmarks and the official
+//! SDKs: `POST /session/create` with both auth styles, the real error shapes, injected faults
+//! and `/_emulator/*` control endpoints (see `vonage-video-api.md` §1–§4 and §9).
+//!
+//! It shares only the session-ID codec with the service; it must not know the service's
+//! Vonage client, so that a bug there cannot hide behind the same bug here.
+//!
+//! Control endpoints (JSON, camelCase; never subject to faults):
+//! - `GET /_emulator/sessions`: every session created.
+//! - `GET /_emulator/requests`, `DELETE /_emulator/requests`: the request log (last 10 000).
+//! - `GET`, `PUT`, `DELETE /_emulator/faults`: read, replace (validated) or clear the faults.
+//! - `POST /_emulator/reset`: forget sessions and requests and clear the faults.
+
+mod api;
+mod auth;
+mod claims;
+mod control;
+mod credentials;
+mod faults;
+mod form;
+mod reply;
+mod server;
+mod session;
+mod state;
+
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use credentials::{ApplicationKey, EmulatorCredentials, LegacyProject};
+pub use faults::{Faults, FaultsError};
+
+use credentials::Verifiers;
+use state::Shared;
+
+/// A bound, not yet running, emulator. Start it with [`Emulator::run_until`].
+pub struct Emulator {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Binds `addr` (port 0 picks a free port) for the given credentials and initial faults.
+    ///
+    /// Fails with [`io::ErrorKind::InvalidInput`] if the faults are out of range.
+    pub async fn bind(
+        addr: SocketAddr,
+        credentials: EmulatorCredentials,
+        faults: Faults,
+    ) -> io::Result<Self> {
+        faults
+            .validate()
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(Verifiers::from(&credentials), faults));
+        tracing::info!(%local_addr, ?credentials, "Vonage Video API emulator bound");
+        Ok(Self {
+            listener,
+            local_addr,
+            shared,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The base URL to give an SDK or client, e.g. `http://127.0.0.1:PORT`. A wildcard bind
+    /// address is replaced by loopback, which is what a client on this host can connect to.
+    pub fn base_url(&self) -> String {
+        let mut addr = self.local_addr;
+        match addr.ip() {
+            ip if ip == Ipv4Addr::UNSPECIFIED => addr.set_ip(Ipv4Addr::LOCALHOST.into()),
+            ip if ip == Ipv6Addr::UNSPECIFIED => addr.set_ip(Ipv6Addr::LOCALHOST.into()),
+            _ => {}
+        }
+        format!("http://{addr}")
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to 5 s).
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        server::run(self.listener, self.shared, shutdown).await;
+        Ok(())
+    }
+}

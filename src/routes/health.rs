@@ -23,7 +23,8 @@ pub async fn livez() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Readiness: 200 when config and keys are loaded and the service is not draining.
+/// Readiness: 200 when config and keys are loaded, the room store answers and the service is
+/// not draining.
 #[utoipa::path(
     get, path = "/readyz", tag = "health",
     responses(
@@ -32,10 +33,18 @@ pub async fn livez() -> Json<Health> {
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
-    // Config and credentials were loaded before the listener was bound, so the only check
-    // that can fail at run time here is draining.
+    // Config and credentials were loaded before the listener was bound; what can fail at run
+    // time is draining and the room store (a Redis PING, bounded by rooms.store_timeout_ms).
+    let mut failing = Vec::new();
     if state.readiness.is_draining() {
-        return Err(ApiError::NotReady(vec!["draining"]));
+        failing.push("draining");
+    }
+    if let Err(error) = state.rooms.store().ping().await {
+        tracing::warn!(error = %error, "readiness: the room store does not answer");
+        failing.push("room_store");
+    }
+    if !failing.is_empty() {
+        return Err(ApiError::NotReady(failing));
     }
     Ok(Json(Health { status: "ok" }))
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: every path in one place, the fallbacks, and the OpenAPI document.
 
 pub mod health;
+pub mod rooms;
 pub mod sessions;
 
 use axum::Router;
@@ -21,8 +22,20 @@ use crate::error::ApiError;
             Every error is application/problem+json with a stable `code`.",
         license(name = "MIT")
     ),
-    paths(sessions::create_session, sessions::create_token, health::livez, health::readyz),
-    tags((name = "sessions", description = "Sessions and client tokens"), (name = "health", description = "Probes"))
+    paths(
+        sessions::create_session,
+        sessions::create_token,
+        rooms::join_room,
+        rooms::get_room,
+        rooms::delete_room,
+        health::livez,
+        health::readyz
+    ),
+    tags(
+        (name = "sessions", description = "Sessions and client tokens"),
+        (name = "rooms", description = "Named rooms: one session per room, across replicas"),
+        (name = "health", description = "Probes")
+    )
 )]
 pub struct ApiDoc;
 
@@ -41,6 +54,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/sessions/{session_id}/tokens",
             post(sessions::create_token),
+        )
+        .route("/rooms/{room}/join", post(rooms::join_room))
+        .route(
+            "/rooms/{room}",
+            get(rooms::get_room).delete(rooms::delete_room),
         )
         .route("/livez", get(health::livez))
         .route("/healthz", get(health::livez))

@@ -37,7 +37,8 @@ pub struct CreateSessionRequest {
 }
 
 impl CreateSessionRequest {
-    fn session_options(&self) -> ApiResult<SessionOptions> {
+    /// The validated options; errors name fields after `prefix` (e.g. `session.`).
+    pub fn session_options_at(&self, prefix: &str) -> ApiResult<SessionOptions> {
         let options = SessionOptions {
             media_mode: self.media_mode.unwrap_or_default(),
             archive_mode: self.archive_mode.unwrap_or_default(),
@@ -48,7 +49,7 @@ impl CreateSessionRequest {
         };
         options
             .validate()
-            .map_err(|e| ApiError::invalid(e.field, e.message))?;
+            .map_err(|e| ApiError::invalid(format!("{prefix}{}", e.field), e.message))?;
         Ok(options)
     }
 }
@@ -117,7 +118,7 @@ pub async fn create_session(
     caller: Caller,
     OptionalJson(body): OptionalJson<CreateSessionRequest>,
 ) -> ApiResult<(StatusCode, Json<CreateSessionResponse>)> {
-    let options = body.session_options()?;
+    let options = body.session_options_at("")?;
     // Decide the token before calling Vonage, so a refused role creates no session.
     let grant = state
         .auth
@@ -180,7 +181,11 @@ pub async fn create_token(
 }
 
 /// Mints the token for `grant` and formats its expiry as RFC 3339.
-fn issue(state: &AppState, session_id: &str, grant: &Grant) -> ApiResult<(String, String)> {
+pub(crate) fn issue(
+    state: &AppState,
+    session_id: &str,
+    grant: &Grant,
+) -> ApiResult<(String, String)> {
     let token = state
         .tokens
         .mint(&grant.for_session(session_id))

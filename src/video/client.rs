@@ -23,15 +23,16 @@ pub struct ClientSettings {
     pub timeout: Duration,
 }
 
-/// A call to Vonage that did not produce what was asked for.
-#[derive(Debug, thiserror::Error)]
+/// A call to Vonage that did not produce what was asked for. `Clone`, so that requests sharing
+/// one attempt (room single flight) can each answer with it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum VideoError {
     /// No answer in time.
     #[error("the Video API did not answer within the timeout")]
     Timeout,
     /// The connection could not be made or broke before an answer.
-    #[error("could not reach the Video API")]
-    Unreachable(#[source] reqwest::Error),
+    #[error("could not reach the Video API: {0}")]
+    Unreachable(String),
     /// Vonage refused our credentials (401/403): a configuration problem, not the caller's.
     #[error("the Video API rejected our credentials (HTTP {status})")]
     AuthRejected {
@@ -151,10 +152,17 @@ impl VideoClient {
 
 fn transport_error(error: reqwest::Error) -> VideoError {
     if error.is_timeout() {
-        VideoError::Timeout
-    } else {
-        VideoError::Unreachable(error)
+        return VideoError::Timeout;
     }
+    // The chain names the cause (refused, reset, DNS); it holds no credentials.
+    let mut reason = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        reason.push_str(": ");
+        reason.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    VideoError::Unreachable(reason)
 }
 
 fn status_error(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> VideoError {

@@ -44,7 +44,7 @@ pub struct LegacyCredentials {
 }
 
 /// Why credentials could not be loaded or used.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CredentialsError {
     /// The private key is not PEM, or not an RSA key in PKCS#8 or PKCS#1 form.
     #[error("the private key is not a valid RSA private key in PEM form ({0})")]

@@ -231,7 +231,7 @@ mod tests {
             (
                 SessionOptions {
                     e2ee: true,
-                    ..relayed.clone()
+                    ..relayed
                 },
                 "e2ee",
             ),
@@ -259,7 +259,7 @@ mod tests {
             (
                 SessionOptions {
                     archive_name: Some("x".repeat(81)),
-                    ..always.clone()
+                    ..always
                 },
                 "archiveName",
             ),

@@ -193,7 +193,7 @@ mod tests {
         fn encoded_ids_are_owned_by_their_owner(owner in "[0-9]{1,12}|[0-9a-f-]{36}", relayed: bool) {
             let id = encode(&NewSessionId { owner: &owner, location: "", created_ms: 1, random: "abcdefghijklmnopqrstuvwx", relayed });
             prop_assert!(is_owned_by(&id, &owner));
-            let other = format!("{}0", owner);
+            let other = format!("{owner}0");
             prop_assert!(!is_owned_by(&id, &other));
         }
     }
