@@ -13,19 +13,23 @@ use axum::extract::{DefaultBodyLimit, FromRef, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::auth::AuthPolicy;
+use crate::auth::cors::{self, CorsPolicy};
 use crate::config::{Config, RoomStoreKind};
 use crate::error::{self, ApiError};
 use crate::rooms::memory::MemoryStore;
 use crate::rooms::redis_store::RedisStore;
 use crate::rooms::store::RoomStore;
 use crate::rooms::{RoomSettings, Rooms};
+use crate::server::{self, ServeSettings};
 use crate::telemetry::{self, REQUEST_ID};
+use crate::video::resilience::RetryPolicy;
 use crate::video::{ClientSettings, Credentials, TokenIssuer, VideoClient};
 
 /// Shared, cheap-to-clone handles available to every handler.
@@ -69,9 +73,11 @@ impl Readiness {
 pub struct App {
     listener: TcpListener,
     router: Router,
+    /// `/metrics` on its own listener, when `metrics.listen` is set.
+    metrics: Option<(TcpListener, Router)>,
     readiness: Readiness,
     drain_delay: Duration,
-    shutdown_timeout: Duration,
+    serve_settings: ServeSettings,
 }
 
 impl App {
@@ -83,7 +89,17 @@ impl App {
             base_url: config.video_base_url(matches!(*credentials, Credentials::Application(_))),
             connect_timeout: Duration::from_millis(config.video.connect_timeout_ms),
             timeout: Duration::from_millis(config.video.timeout_ms),
+            deadline: Duration::from_millis(config.video.request_deadline_ms),
+            retry: RetryPolicy {
+                max_retries: config.video.max_retries,
+                base: Duration::from_millis(config.video.retry_base_ms),
+                max: Duration::from_millis(config.video.retry_max_ms),
+            },
+            max_concurrent_calls: config.video.max_concurrent_calls,
+            breaker_threshold: config.video.breaker_failure_threshold,
+            breaker_open_for: Duration::from_millis(config.video.breaker_open_ms),
         };
+        let prometheus = crate::metrics::install();
         let readiness = Readiness::default();
         let video =
             VideoClient::new(&settings, credentials.clone()).context("building the HTTP client")?;
@@ -91,12 +107,26 @@ impl App {
             rooms: Rooms::new(room_store(config)?, video.clone(), room_settings(config)),
             video,
             tokens: TokenIssuer::new(credentials, config.tokens.legacy_format),
-            auth: AuthPolicy::new(&config.auth, &config.tokens),
+            auth: AuthPolicy::new(config)?,
             readiness: readiness.clone(),
         };
-        let router = crate::routes::router()
+        let metrics_router = Router::new().route(
+            "/metrics",
+            get(move || std::future::ready(prometheus.render())),
+        );
+        let mut router = crate::routes::router()
             .with_state(state)
             .layer(middleware_stack(config, readiness.clone()));
+        let metrics = if config.metrics.listen.is_empty() {
+            router = router.merge(metrics_router);
+            None
+        } else {
+            let addr: SocketAddr = config.metrics.listen.parse().context("metrics.listen")?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr} for /metrics"))?;
+            Some((listener, metrics_router))
+        };
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
@@ -109,8 +139,12 @@ impl App {
             listener,
             router,
             readiness,
+            metrics,
             drain_delay: Duration::from_millis(config.server.drain_delay_ms),
-            shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
+            serve_settings: ServeSettings {
+                header_read_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
+                shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
+            },
         })
     }
 
@@ -122,15 +156,15 @@ impl App {
     }
 
     /// Serves until `shutdown` completes, then drains: `/readyz` turns 503 at once, the listener
-    /// stays open for `drain_delay`, in-flight requests get up to `shutdown_timeout` to finish.
+    /// stays open for `drain_delay` (so load balancers notice), then closes; in-flight requests
+    /// get up to `shutdown_timeout` to finish.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let readiness = self.readiness.clone();
         let drain_delay = self.drain_delay;
-        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-        let graceful = async move {
+        let stop = async move {
             shutdown.await;
             readiness.start_draining();
             tracing::info!(
@@ -138,24 +172,40 @@ impl App {
                 "shutting down: draining"
             );
             tokio::time::sleep(drain_delay).await;
-            let _ = stopped_tx.send(());
         };
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(graceful);
-        let shutdown_timeout = self.shutdown_timeout;
-        tokio::select! {
-            result = serve.into_future() => result,
-            () = async {
-                if stopped_rx.await.is_ok() {
-                    tokio::time::sleep(shutdown_timeout).await;
-                } else {
-                    std::future::pending::<()>().await;
-                }
-            } => {
-                tracing::warn!("in-flight requests did not finish within server.shutdown_timeout_ms; exiting");
-                Ok(())
-            }
+        if let Some((listener, router)) = self.metrics {
+            tokio::spawn(server::serve(
+                listener,
+                router,
+                std::future::pending(),
+                self.serve_settings,
+            ));
         }
+        server::serve(self.listener, self.router, stop, self.serve_settings).await;
+        Ok(())
     }
+}
+
+/// Middleware: at most `server.max_in_flight` requests at once; the rest get a fast 503
+/// rather than a queue that grows memory and latency. Probes are never shed, so an overloaded
+/// replica is not restarted for being busy.
+async fn shed_load(
+    in_flight: Arc<tokio::sync::Semaphore>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let probe = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .is_some_and(|path| crate::routes::is_probe(path.as_str()));
+    if probe {
+        return next.run(request).await;
+    }
+    let Ok(_permit) = in_flight.try_acquire_owned() else {
+        metrics::counter!("load_shed_total", "limit" => "in_flight").increment(1);
+        return ApiError::Overloaded.into_response();
+    };
+    next.run(request).await
 }
 
 fn room_store(config: &Config) -> anyhow::Result<Arc<dyn RoomStore>> {
@@ -198,12 +248,22 @@ fn middleware_stack(
 > + Clone
 + use<> {
     let request_timeout = config.request_timeout();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(config.server.max_in_flight));
     ServiceBuilder::new()
         .layer(middleware::from_fn(telemetry::sanitize_request_id))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(middleware::from_fn(crate::metrics::track_http))
         .layer(middleware::from_fn(telemetry::access_log))
+        // Preflights are answered here, before load shedding and auth; see `auth::cors`.
+        .layer(middleware::from_fn_with_state(
+            CorsPolicy::new(&config.cors),
+            cors::apply,
+        ))
         .layer(middleware::from_fn(error::problem_layer))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            shed_load(in_flight.clone(), request, next)
+        }))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             let readiness = readiness.clone();
             async move {
@@ -230,4 +290,61 @@ fn middleware_stack(
             },
         ))
         .layer(DefaultBodyLimit::max(config.server.body_limit_bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use axum::body::Body;
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::config::Sources;
+
+    async fn boom() -> &'static str {
+        panic!("a bug")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_500_problem_and_the_service_lives_on() {
+        let no_env = |_: &str| None;
+        let sources = Sources {
+            config_dir: PathBuf::from("config"),
+            env: &no_env,
+            process_env_overrides: false,
+        };
+        let config = Config::load(&sources).unwrap();
+        let router = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "fine" }))
+            .layer(middleware_stack(&config, Readiness::default()));
+        let request = |path: &str| {
+            Request::builder()
+                .uri(path)
+                .header("x-request-id", "r-1")
+                .body(Body::empty())
+                .unwrap()
+        };
+
+        let response = router.clone().oneshot(request("/boom")).await.unwrap();
+        assert_eq!(response.status(), 500);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["code"], "internal");
+        assert_eq!(problem["requestId"], "r-1");
+        assert!(
+            !problem.to_string().contains("a bug"),
+            "the panic message stays in the logs"
+        );
+
+        let response = router.oneshot(request("/fine")).await.unwrap();
+        assert_eq!(response.status(), 200, "the next request is served");
+    }
 }

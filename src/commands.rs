@@ -119,6 +119,11 @@ pub(crate) async fn dev(
     let mut config = Config::from_figment(Config::figment(sources)?, &no_env)?;
     config.server.listen = listen;
     config.auth.mode = AuthMode::Anonymous;
+    // Front-end dev servers run on localhost, on whatever port.
+    if config.cors.allowed_origins.is_empty() {
+        config.cors.allowed_origins =
+            vec!["http://localhost:*".into(), "http://127.0.0.1:*".into()];
+    }
     config.log.format = LogFormat::Pretty;
     telemetry::init(&config.log);
 

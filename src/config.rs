@@ -13,7 +13,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+use crate::auth::jwt::{KeyType, key_type_of, parse_public_key_pem};
+use crate::auth::{Scope, client_ip, cors};
 use crate::video::{LegacyTokenFormat, Role};
+use jsonwebtoken::Algorithm;
 
 /// The compiled-in defaults, so the binary runs from any directory.
 const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -35,6 +38,12 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Named rooms.
     pub rooms: RoomsConfig,
+    /// Per-caller rate limits.
+    pub rate_limits: RateLimitsConfig,
+    /// Browser origins allowed to call.
+    pub cors: CorsConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
     /// Logging.
     pub log: LogConfig,
     /// Vonage credentials, from their own env vars (never from files).
@@ -56,6 +65,10 @@ pub struct ServerConfig {
     pub drain_delay_ms: u64,
     /// How long in-flight requests may take to finish after the listener closes.
     pub shutdown_timeout_ms: u64,
+    /// Most requests served at once.
+    pub max_in_flight: usize,
+    /// Header read (and idle keep-alive) timeout.
+    pub header_read_timeout_ms: u64,
 }
 
 /// `[video]`
@@ -66,8 +79,22 @@ pub struct VideoConfig {
     pub api_url: String,
     /// Connect timeout for Vonage calls.
     pub connect_timeout_ms: u64,
-    /// Total timeout for one Vonage call.
+    /// Timeout of one attempt.
     pub timeout_ms: u64,
+    /// Deadline of a whole call, retries included.
+    pub request_deadline_ms: u64,
+    /// Retries of transient failures.
+    pub max_retries: u32,
+    /// First backoff.
+    pub retry_base_ms: u64,
+    /// Longest backoff.
+    pub retry_max_ms: u64,
+    /// Most concurrent Vonage calls.
+    pub max_concurrent_calls: usize,
+    /// Consecutive failures that open the breaker.
+    pub breaker_failure_threshold: u32,
+    /// How long the breaker stays open.
+    pub breaker_open_ms: u64,
 }
 
 /// `[tokens]`
@@ -90,6 +117,72 @@ pub struct AuthConfig {
     pub mode: AuthMode,
     /// Roles anonymous callers may ask for.
     pub anonymous_roles: Vec<Role>,
+    /// Scopes every anonymous caller has.
+    pub anonymous_scopes: Vec<Scope>,
+    /// Required `iss` of bearer tokens (`mode = "jwt"`).
+    pub issuer: String,
+    /// Required `aud` of bearer tokens (`mode = "jwt"`).
+    pub audience: String,
+    /// The identity provider's JWKS URL.
+    pub jwks_url: String,
+    /// A PEM public key file, instead of a JWKS.
+    pub public_key_file: String,
+    /// Algorithms accepted from RSA keys.
+    pub rsa_algorithms: Vec<Algorithm>,
+    /// Algorithms accepted from EC keys.
+    pub ec_algorithms: Vec<Algorithm>,
+    /// Algorithms accepted from Ed25519 keys.
+    pub ed_algorithms: Vec<Algorithm>,
+    /// Algorithms accepted with the HS256 secret.
+    pub hmac_algorithms: Vec<Algorithm>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway_seconds: u64,
+    /// Claims read for scopes (space-separated string or array), all of them.
+    pub scope_claims: Vec<String>,
+    /// Claim holding the caller's display name.
+    pub name_claim: String,
+    /// Connect and total timeout of a JWKS fetch.
+    pub jwks_timeout_ms: u64,
+    /// How long fetched keys are used before a refresh.
+    pub jwks_cache_seconds: u64,
+    /// Least time between two JWKS fetches (unknown `kid`s cannot force more).
+    pub jwks_refresh_min_interval_ms: u64,
+    /// Proxies whose `X-Forwarded-For` is believed (IPs or CIDR ranges).
+    pub trusted_proxies: Vec<String>,
+    /// `VONAGE_SESSIONS_AUTH_HS256_SECRET[_FILE]` (env only; redacted from `Debug`).
+    #[serde(skip)]
+    pub hs256_secret: Option<SecretString>,
+    /// Contents of `public_key_file`, read at load.
+    #[serde(skip)]
+    pub public_key_pem: Option<String>,
+}
+
+/// `[rate_limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// Whether callers are rate limited at all.
+    pub enabled: bool,
+    /// Sustained rate of creating sessions and rooms, per caller.
+    pub create_per_minute: u32,
+    /// Burst of creations.
+    pub create_burst: u32,
+    /// Sustained rate of joins, tokens and other room calls, per caller.
+    pub join_per_minute: u32,
+    /// Burst of joins.
+    pub join_burst: u32,
+}
+
+/// `[cors]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Exact origins allowed (`scheme://host[:port]`, `scheme://host:*`, or `"*"` alone).
+    pub allowed_origins: Vec<String>,
+    /// Whether browsers may send credentials (cookies); never with `"*"`.
+    pub allow_credentials: bool,
+    /// How long browsers may cache a preflight answer.
+    pub max_age_seconds: u64,
 }
 
 /// `auth.mode`.
@@ -101,6 +194,16 @@ pub enum AuthMode {
     Unset,
     /// Anyone who reaches the service may call it.
     Anonymous,
+    /// Callers present a bearer JWT from the app's identity provider.
+    Jwt,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Separate listen address for `/metrics`; empty means the main listener.
+    pub listen: String,
 }
 
 /// `[rooms]`
@@ -244,12 +347,25 @@ impl Config {
             config.video.api_url = url.trim().to_owned();
         }
         config.credentials = credentials_from_env(env)?;
+        config.auth.hs256_secret = secret_var(env, "VONAGE_SESSIONS_AUTH_HS256_SECRET")?;
+        if !config.auth.public_key_file.is_empty() {
+            let path = Path::new(&config.auth.public_key_file);
+            let pem = std::fs::read_to_string(path).map_err(|e| {
+                invalid(
+                    "auth.public_key_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            config.auth.public_key_pem = Some(pem);
+        }
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.validate_rooms()?;
+        self.validate_limits()?;
+        self.validate_auth()?;
         if !(1..=1024 * 1024).contains(&self.server.body_limit_bytes) {
             return Err(invalid(
                 "server.body_limit_bytes",
@@ -289,6 +405,200 @@ impl Config {
         Ok(())
     }
 
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let checks = [
+            ("server.max_in_flight", self.server.max_in_flight as u64),
+            (
+                "server.header_read_timeout_ms",
+                self.server.header_read_timeout_ms,
+            ),
+            ("video.request_deadline_ms", self.video.request_deadline_ms),
+            (
+                "video.max_concurrent_calls",
+                self.video.max_concurrent_calls as u64,
+            ),
+            (
+                "video.breaker_failure_threshold",
+                u64::from(self.video.breaker_failure_threshold),
+            ),
+            ("video.breaker_open_ms", self.video.breaker_open_ms),
+        ];
+        for (key, value) in checks {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        if self.video.retry_base_ms > self.video.retry_max_ms {
+            return Err(invalid(
+                "video.retry_base_ms",
+                "must not exceed video.retry_max_ms",
+            ));
+        }
+        if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "metrics.listen",
+                "must be empty or an address such as 0.0.0.0:9100",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `[auth]`, `[rate_limits]` and `[cors]`.
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let auth = &self.auth;
+        for (key, algorithms, kind) in [
+            ("auth.rsa_algorithms", &auth.rsa_algorithms, KeyType::Rsa),
+            ("auth.ec_algorithms", &auth.ec_algorithms, KeyType::Ec),
+            ("auth.ed_algorithms", &auth.ed_algorithms, KeyType::Ed),
+            ("auth.hmac_algorithms", &auth.hmac_algorithms, KeyType::Hmac),
+        ] {
+            if let Some(other) = algorithms.iter().find(|alg| key_type_of(**alg) != kind) {
+                return Err(invalid(
+                    key,
+                    format!("{other:?} is not an algorithm for this key type"),
+                ));
+            }
+        }
+        client_ip::TrustedProxies::parse(&auth.trusted_proxies)
+            .map_err(|message| invalid("auth.trusted_proxies", message))?;
+        if auth.leeway_seconds > 300 {
+            return Err(invalid("auth.leeway_seconds", "must be at most 300"));
+        }
+        if auth.mode == AuthMode::Jwt {
+            self.validate_jwt()?;
+        }
+        let limits = &self.rate_limits;
+        for (key, value) in [
+            ("rate_limits.create_per_minute", limits.create_per_minute),
+            ("rate_limits.create_burst", limits.create_burst),
+            ("rate_limits.join_per_minute", limits.join_per_minute),
+            ("rate_limits.join_burst", limits.join_burst),
+        ] {
+            if value == 0 {
+                return Err(invalid(
+                    key,
+                    "must be greater than 0 (set rate_limits.enabled = false to turn limits off)",
+                ));
+            }
+        }
+        let origins = &self.cors.allowed_origins;
+        if origins.iter().any(|origin| origin == "*") {
+            if origins.len() > 1 {
+                return Err(invalid(
+                    "cors.allowed_origins",
+                    "\"*\" allows every origin and must be the only entry",
+                ));
+            }
+            if self.cors.allow_credentials {
+                return Err(invalid(
+                    "cors.allow_credentials",
+                    "cannot be true with cors.allowed_origins = [\"*\"]: list the origins instead",
+                ));
+            }
+        } else {
+            for origin in origins {
+                cors::check_origin(origin).map_err(|m| invalid("cors.allowed_origins", m))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_jwt(&self) -> Result<(), ConfigError> {
+        let auth = &self.auth;
+        for (key, value) in [
+            ("auth.issuer", &auth.issuer),
+            ("auth.audience", &auth.audience),
+        ] {
+            if value.trim().is_empty() {
+                return Err(invalid(key, "is required with auth.mode = \"jwt\""));
+            }
+        }
+        let sources = [
+            !auth.jwks_url.is_empty(),
+            auth.public_key_pem.is_some(),
+            auth.hs256_secret.is_some(),
+        ];
+        match sources.iter().filter(|set| **set).count() {
+            0 => {
+                return Err(invalid(
+                    "auth.jwks_url",
+                    "auth.mode = \"jwt\" needs one key source: auth.jwks_url, auth.public_key_file \
+                     or the VONAGE_SESSIONS_AUTH_HS256_SECRET env var",
+                ));
+            }
+            1 => {}
+            _ => {
+                return Err(invalid(
+                    "auth.jwks_url",
+                    "set exactly one of auth.jwks_url, auth.public_key_file and \
+                     VONAGE_SESSIONS_AUTH_HS256_SECRET",
+                ));
+            }
+        }
+        if !auth.jwks_url.is_empty() {
+            let url = Url::parse(&auth.jwks_url)
+                .map_err(|e| invalid("auth.jwks_url", format!("is not a URL ({e})")))?;
+            let loopback = match url.host() {
+                Some(url::Host::Domain(host)) => host == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+                return Err(invalid(
+                    "auth.jwks_url",
+                    "must be an https:// URL (http:// only on loopback, for tests)",
+                ));
+            }
+            for (key, value) in [
+                ("auth.jwks_timeout_ms", auth.jwks_timeout_ms),
+                ("auth.jwks_cache_seconds", auth.jwks_cache_seconds),
+            ] {
+                if value == 0 {
+                    return Err(invalid(key, "must be greater than 0"));
+                }
+            }
+            // Tokens with made-up `kid`s trigger refreshes: this bounds how often.
+            if auth.jwks_refresh_min_interval_ms < 1000 {
+                return Err(invalid(
+                    "auth.jwks_refresh_min_interval_ms",
+                    "must be at least 1000",
+                ));
+            }
+        }
+        if let Some(pem) = &auth.public_key_pem {
+            let (_, kind) = parse_public_key_pem(pem.as_bytes())
+                .map_err(|m| invalid("auth.public_key_file", m))?;
+            let (key, allowed) = match kind {
+                KeyType::Rsa => ("auth.rsa_algorithms", &auth.rsa_algorithms),
+                KeyType::Ec => ("auth.ec_algorithms", &auth.ec_algorithms),
+                KeyType::Ed => ("auth.ed_algorithms", &auth.ed_algorithms),
+                KeyType::Hmac => ("auth.hmac_algorithms", &auth.hmac_algorithms),
+            };
+            if allowed.is_empty() {
+                return Err(invalid(
+                    key,
+                    "must not be empty for the key in auth.public_key_file",
+                ));
+            }
+        }
+        if let Some(secret) = &auth.hs256_secret {
+            if secrecy::ExposeSecret::expose_secret(secret).len() < 32 {
+                return Err(invalid(
+                    "VONAGE_SESSIONS_AUTH_HS256_SECRET",
+                    "must be at least 32 bytes (256 bits)",
+                ));
+            }
+            if auth.hmac_algorithms.is_empty() {
+                return Err(invalid(
+                    "auth.hmac_algorithms",
+                    "must not be empty with an HS256 secret",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_rooms(&self) -> Result<(), ConfigError> {
         let rooms = &self.rooms;
         if rooms.store == RoomStoreKind::Redis {
@@ -315,10 +625,10 @@ impl Config {
                 "ttl_seconds, join_wait_ms and store_timeout_ms must be greater than 0",
             ));
         }
-        if rooms.claim_ms <= self.video.timeout_ms {
+        if rooms.claim_ms <= self.video.request_deadline_ms {
             return Err(invalid(
                 "rooms.claim_ms",
-                "must exceed video.timeout_ms, so a live claim holder never loses its claim",
+                "must exceed video.request_deadline_ms, so a live claim holder never loses its claim",
             ));
         }
         Ok(())
@@ -648,5 +958,182 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(short.starts_with("rooms.claim_ms"), "{short}");
+    }
+
+    fn load_auth(toml: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env = env_of(pairs);
+        let sources = Sources {
+            config_dir: PathBuf::from("config"),
+            env: &env,
+            process_env_overrides: false,
+        };
+        let figment = Config::figment(&sources).unwrap().merge(Toml::string(toml));
+        Config::from_figment(figment, &env)
+    }
+
+    const HS256_SECRET: &str = "0123456789abcdef0123456789abcdef-hs256";
+
+    #[test]
+    fn jwt_mode_needs_issuer_audience_and_exactly_one_key_source() {
+        let jwt = "[auth]\nmode = \"jwt\"\nissuer = \"https://idp\"\naudience = \"api\"\n";
+        let secret = [("VONAGE_SESSIONS_AUTH_HS256_SECRET", HS256_SECRET)];
+        assert!(load_auth(jwt, &secret).is_ok());
+        type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
+        let cases: Vec<Case<'_>> = vec![
+            (jwt.into(), vec![], "auth.jwks_url"),
+            (
+                "[auth]\nmode = \"jwt\"\naudience = \"api\"".into(),
+                secret.to_vec(),
+                "auth.issuer",
+            ),
+            (
+                "[auth]\nmode = \"jwt\"\nissuer = \"i\"".into(),
+                secret.to_vec(),
+                "auth.audience",
+            ),
+            (
+                format!("{jwt}jwks_url = \"https://idp/jwks\""),
+                secret.to_vec(),
+                "auth.jwks_url",
+            ),
+            (
+                format!("{jwt}jwks_url = \"http://idp.example.com/jwks\""),
+                vec![],
+                "auth.jwks_url",
+            ),
+            (
+                format!("{jwt}public_key_file = \"/nonexistent.pem\""),
+                vec![],
+                "auth.public_key_file",
+            ),
+            (
+                format!("{jwt}public_key_file = \"Cargo.toml\""),
+                vec![],
+                "auth.public_key_file",
+            ),
+            (
+                jwt.into(),
+                vec![("VONAGE_SESSIONS_AUTH_HS256_SECRET", "short")],
+                "VONAGE_SESSIONS_AUTH_HS256_SECRET",
+            ),
+            (
+                format!("{jwt}rsa_algorithms = [\"HS256\"]"),
+                secret.to_vec(),
+                "auth.rsa_algorithms",
+            ),
+            (
+                format!("{jwt}hmac_algorithms = [\"RS256\"]"),
+                secret.to_vec(),
+                "auth.hmac_algorithms",
+            ),
+            (
+                format!("{jwt}rsa_algorithms = [\"none\"]"),
+                secret.to_vec(),
+                "rsa_algorithms",
+            ),
+            (
+                format!("{jwt}trusted_proxies = [\"10.0.0.0/99\"]"),
+                secret.to_vec(),
+                "auth.trusted_proxies",
+            ),
+            (
+                format!("{jwt}anonymous_scopes = [\"video:everything\"]"),
+                secret.to_vec(),
+                "anonymous_scopes",
+            ),
+            (
+                format!("{jwt}hs256_secret = \"x\""),
+                secret.to_vec(),
+                "hs256_secret",
+            ),
+        ];
+        for (toml, env, key) in cases {
+            let error = load_auth(&toml, &env).unwrap_err().to_string();
+            assert!(error.contains(key), "{toml} {env:?}: {error}");
+        }
+        let key_file =
+            format!("{jwt}public_key_file = \"tests/fixtures/idp_second_public_key.pem\"");
+        let config = load_auth(&key_file, &[]).unwrap();
+        assert!(config.auth.public_key_pem.unwrap().contains("PUBLIC KEY"));
+        let loopback = format!("{jwt}jwks_url = \"http://127.0.0.1:9/jwks\"");
+        assert!(load_auth(&loopback, &[]).is_ok());
+    }
+
+    #[test]
+    fn the_hs256_secret_comes_from_env_or_a_file_and_is_never_debug_printed() {
+        let jwt = "[auth]\nmode = \"jwt\"\nissuer = \"https://idp\"\naudience = \"api\"\n";
+        let config =
+            load_auth(jwt, &[("VONAGE_SESSIONS_AUTH_HS256_SECRET", HS256_SECRET)]).unwrap();
+        let secret = config.auth.hs256_secret.as_ref().unwrap();
+        assert_eq!(secrecy::ExposeSecret::expose_secret(secret), HS256_SECRET);
+        assert!(!format!("{config:?}").contains(HS256_SECRET));
+        assert!(!format!("{config:#?}").contains(HS256_SECRET));
+
+        let file = std::env::temp_dir().join(format!("hs256-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&file, format!("  {HS256_SECRET}\n")).unwrap();
+        let path = file.display().to_string();
+        let config = load_auth(
+            jwt,
+            &[("VONAGE_SESSIONS_AUTH_HS256_SECRET_FILE", path.as_str())],
+        )
+        .unwrap();
+        let secret = config.auth.hs256_secret.as_ref().unwrap();
+        assert_eq!(secrecy::ExposeSecret::expose_secret(secret), HS256_SECRET);
+        std::fs::remove_file(file).unwrap();
+    }
+
+    #[test]
+    fn rate_limits_and_cors_values_name_their_key() {
+        let cases = [
+            (
+                "[rate_limits]\ncreate_burst = 0",
+                "rate_limits.create_burst",
+            ),
+            (
+                "[rate_limits]\njoin_per_minute = 0",
+                "rate_limits.join_per_minute",
+            ),
+            ("[rate_limits]\nper_hour = 5", "per_hour"),
+            (
+                "[cors]\nallowed_origins = [\"https://a.example/\"]",
+                "cors.allowed_origins",
+            ),
+            (
+                "[cors]\nallowed_origins = [\"*\", \"https://a.example\"]",
+                "cors.allowed_origins",
+            ),
+            (
+                "[cors]\nallowed_origins = [\"*\"]\nallow_credentials = true",
+                "cors.allow_credentials",
+            ),
+            ("[cors]\nallow_headers = []", "allow_headers"),
+        ];
+        for (toml, key) in cases {
+            let error = load_auth(toml, &[]).unwrap_err().to_string();
+            assert!(error.contains(key), "{toml}: {error}");
+        }
+        let ok = load_auth(
+            "[cors]\nallowed_origins = [\"https://a.example\", \"http://localhost:*\"]\nallow_credentials = true",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.cors.allowed_origins.len(), 2);
+        let defaults = load(&[]).unwrap();
+        assert_eq!(
+            (
+                defaults.rate_limits.create_per_minute,
+                defaults.rate_limits.create_burst
+            ),
+            (60, 10)
+        );
+        assert_eq!(
+            (
+                defaults.rate_limits.join_per_minute,
+                defaults.rate_limits.join_burst
+            ),
+            (600, 60)
+        );
+        assert_eq!(defaults.auth.leeway_seconds, 60);
+        assert!(defaults.cors.allowed_origins.is_empty());
     }
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
+use crate::auth::{RateLimited, Scope};
 use crate::rooms::RoomError;
 use crate::video::{Role, VideoError};
 
@@ -39,9 +40,22 @@ pub enum ApiError {
     /// The body is larger than `server.body_limit_bytes`.
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// No bearer token, or one that failed verification (`invalid_token`). The reason is
+    /// logged where it is found; the answer stays terse.
+    #[error("this call needs a valid bearer token")]
+    Unauthenticated {
+        /// A token was sent but refused (`WWW-Authenticate: Bearer error="invalid_token"`).
+        invalid_token: bool,
+    },
+    /// The caller's grant lacks the scope this call needs.
+    #[error("this call needs the {} scope", .0.as_str())]
+    Forbidden(Scope),
     /// The caller may not ask for this role.
     #[error("the role \"{}\" is not allowed for this caller", .0.as_str())]
     RoleNotAllowed(Role),
+    /// The caller spent its rate-limit budget.
+    #[error("too many requests; retry after the number of seconds in Retry-After")]
+    RateLimited(RateLimited),
     /// The session ID is malformed or belongs to other credentials.
     #[error("no session with this ID belongs to this service's Vonage credentials")]
     SessionNotFound,
@@ -66,6 +80,9 @@ pub enum ApiError {
     /// The request took longer than `server.request_timeout_ms`.
     #[error("the request took too long")]
     Timeout,
+    /// Too many requests are in flight; shed instead of queued.
+    #[error("the service is at capacity; try again")]
+    Overloaded,
     /// A readiness check failed.
     #[error("not ready: {}", .0.join(", "))]
     NotReady(Vec<&'static str>),
@@ -92,7 +109,10 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Unauthenticated { .. } => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::RoleNotAllowed(_) => (StatusCode::FORBIDDEN, "role_not_allowed"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
             ApiError::RoomNotFound => (StatusCode::NOT_FOUND, "room_not_found"),
             ApiError::RoomBusy => (StatusCode::SERVICE_UNAVAILABLE, "room_busy"),
@@ -101,9 +121,12 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Upstream(error) => match error {
                 VideoError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-                VideoError::Unreachable(_) | VideoError::Unavailable { .. } => {
+                VideoError::Unreachable { .. }
+                | VideoError::Unavailable { .. }
+                | VideoError::CircuitOpen { .. } => {
                     (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable")
                 }
+                VideoError::Saturated => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
                 VideoError::AuthRejected { .. } => {
                     (StatusCode::BAD_GATEWAY, "upstream_auth_failed")
                 }
@@ -114,6 +137,7 @@ impl ApiError {
             },
             ApiError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -134,7 +158,12 @@ impl ApiError {
             ApiError::Upstream(VideoError::Unavailable { retry_after, .. }) => {
                 Some(retry_after.unwrap_or(Duration::from_secs(1)))
             }
-            ApiError::Upstream(VideoError::Unreachable(_))
+            ApiError::Upstream(VideoError::CircuitOpen { retry_after }) => Some(*retry_after),
+            ApiError::Upstream(VideoError::Saturated) | ApiError::Overloaded => {
+                Some(Duration::from_secs(1))
+            }
+            ApiError::RateLimited(limited) => Some(limited.retry_after),
+            ApiError::Upstream(VideoError::Unreachable { .. })
             | ApiError::NotReady(_)
             | ApiError::RoomBusy
             | ApiError::StoreUnavailable => Some(Duration::from_secs(1)),
@@ -178,6 +207,7 @@ impl From<RoomError> for ApiError {
                 ApiError::StoreUnavailable
             }
             RoomError::Upstream(error) => ApiError::Upstream(error),
+            RoomError::Refused(refusal) => refusal.into(),
         }
     }
 }
@@ -220,8 +250,23 @@ impl IntoResponse for ApiError {
         if let Some(after) = self.retry_after() {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
-                HeaderValue::from(after.as_secs().max(1)),
+                HeaderValue::from((after.as_secs_f64().ceil() as u64).max(1)),
             );
+        }
+        match &self {
+            // RFC 6750 §3: no error code when the request carried no token.
+            ApiError::Unauthenticated { invalid_token } => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(if *invalid_token {
+                        "Bearer error=\"invalid_token\""
+                    } else {
+                        "Bearer"
+                    }),
+                );
+            }
+            ApiError::RateLimited(limited) => response.headers_mut().extend(limited.headers()),
+            _ => {}
         }
         // `problem_layer` re-renders the body with the request ID.
         response.extensions_mut().insert(problem);

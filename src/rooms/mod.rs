@@ -18,13 +18,17 @@
 //! - *Vonage fails or times out for the holder*: the holder releases its claim and answers the
 //!   upstream error; the next joiner (or a waiter's next poll) claims and tries again.
 //! - *The holder dies* (crash, kill, network split): its claim expires after `rooms.claim_ms`,
-//!   then a joiner takes over. `claim_ms` exceeds `video.timeout_ms` (checked at start-up), so
+//!   then a joiner takes over. `claim_ms` exceeds `video.request_deadline_ms` (checked at start-up), so
 //!   a live holder's claim cannot expire during its Vonage call.
 //! - *The claim expired anyway* (a stalled process): `complete` finds another value and does
 //!   not overwrite it; the late holder joins whatever the room holds now. Its own session is
 //!   orphaned (logged); the room still maps to one session.
 //! - *The store is unreachable or slow*: every store call is bounded by
 //!   `rooms.store_timeout_ms` and answers 503 `store_unavailable`; `/readyz` reports it.
+//!
+//! - *The holder may not create* (no `video:create`, or its create budget is spent): it
+//!   releases its claim and is refused (403/429); a waiter of the same flight does not share
+//!   the refusal but takes over the flight on its own account.
 //!
 //! A pending claim reads as "no room" for `GET /rooms/{room}`.
 
@@ -38,6 +42,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::OnceCell;
 
+use crate::auth::Refusal;
 use crate::video::{SessionOptions, VideoClient, VideoError};
 use store::{ClaimOutcome, RoomRecord, RoomStore, StoreError};
 
@@ -53,7 +58,15 @@ pub enum RoomError {
     /// Creating the session failed (shared between single-flight waiters).
     #[error("creating the room's session failed")]
     Upstream(VideoError),
+    /// The room has no session and this caller may not create one (missing `video:create`, or
+    /// its create budget is spent). Never shared: waiters then try on their own account.
+    #[error(transparent)]
+    Refused(Refusal),
 }
+
+/// Asked by the claim holder just before it would create the room's session: whether this
+/// caller may create it (scope and create budget). Joining an existing room never asks.
+pub type MayCreate<'a> = dyn Fn() -> Result<(), Refusal> + Send + Sync + 'a;
 
 /// The result of a join.
 #[derive(Debug, Clone)]
@@ -108,8 +121,13 @@ impl Rooms {
         &self.store
     }
 
-    /// Joins `room`, creating its session with `options` if it has none.
-    pub async fn join(&self, room: &str, options: &SessionOptions) -> Result<Joined, RoomError> {
+    /// Joins `room`, creating its session with `options` if it has none and `may_create` allows.
+    pub async fn join(
+        &self,
+        room: &str,
+        options: &SessionOptions,
+        may_create: &MayCreate<'_>,
+    ) -> Result<Joined, RoomError> {
         let flight = {
             let mut flights = self
                 .flights
@@ -118,13 +136,20 @@ impl Rooms {
             flights.entry(room.to_owned()).or_default().clone()
         };
         let mut led = false;
+        // A refusal is the leader's own: it leaves the flight empty, so a waiter takes over and
+        // asks for its own permission.
         let result = flight
-            .get_or_init(|| {
+            .get_or_try_init(|| {
                 led = true;
-                self.join_via_store(room, options)
+                async {
+                    match self.join_via_store(room, options, may_create).await {
+                        Err(RoomError::Refused(refusal)) => Err(refusal),
+                        other => Ok(other),
+                    }
+                }
             })
             .await
-            .clone();
+            .map_or_else(|refusal| Err(RoomError::Refused(refusal)), Clone::clone);
         {
             let mut flights = self
                 .flights
@@ -138,20 +163,33 @@ impl Rooms {
             }
         }
         // Callers who shared another's attempt joined; they did not create.
-        result.map(|joined| Joined {
+        let result = result.map(|joined| Joined {
             created: joined.created && led,
             ..joined
-        })
+        });
+        let outcome = match &result {
+            Ok(joined) if joined.created => "created",
+            Ok(_) => "joined",
+            Err(RoomError::Store(_)) => {
+                metrics::counter!("room_store_errors_total").increment(1);
+                "failed"
+            }
+            Err(_) => "failed",
+        };
+        metrics::counter!("room_joins_total", "outcome" => outcome).increment(1);
+        result
     }
 
     async fn join_via_store(
         &self,
         room: &str,
         options: &SessionOptions,
+        may_create: &MayCreate<'_>,
     ) -> Result<Joined, RoomError> {
         let claim = format!("{}{}", store::CLAIM_PREFIX, uuid::Uuid::new_v4());
         let deadline = Instant::now() + self.settings.join_wait;
         let mut backoff = Duration::from_millis(10);
+        let mut contended = false;
         loop {
             let outcome = self
                 .store
@@ -171,11 +209,18 @@ impl Rooms {
                     });
                 }
                 ClaimOutcome::Claimed => {
-                    if let Some(joined) = self.create_as_holder(room, &claim, options).await? {
+                    if let Some(joined) = self
+                        .create_as_holder(room, &claim, options, may_create)
+                        .await?
+                    {
                         return Ok(joined);
                     }
                 }
                 ClaimOutcome::Pending => {
+                    if !contended {
+                        contended = true;
+                        metrics::counter!("room_claim_contention_total").increment(1);
+                    }
                     if Instant::now() + backoff > deadline {
                         return Err(RoomError::Busy);
                     }
@@ -193,7 +238,14 @@ impl Rooms {
         room: &str,
         claim: &str,
         options: &SessionOptions,
+        may_create: &MayCreate<'_>,
     ) -> Result<Option<Joined>, RoomError> {
+        if let Err(refusal) = may_create() {
+            if let Err(release_error) = self.store.release(room, claim).await {
+                tracing::warn!(room, error = %release_error, "could not release a room claim; it will expire");
+            }
+            return Err(RoomError::Refused(refusal));
+        }
         let session_id = match self.video.create_session(options).await {
             Ok(session_id) => session_id,
             Err(error) => {

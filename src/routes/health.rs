@@ -17,6 +17,19 @@ pub struct Health {
     pub status: &'static str,
 }
 
+/// Readiness, with information that never makes it fail.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Ready {
+    /// Always `ok` when the answer is 200.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// The Vonage circuit breaker: `closed`, `half-open` or `open` (information only: an open
+    /// breaker does not make the replica unready, since every replica shares the same Vonage).
+    #[schema(example = "closed")]
+    pub vonage_breaker: &'static str,
+}
+
 /// Liveness: 200 while the process serves requests. Touches nothing.
 #[utoipa::path(get, path = "/livez", tag = "health", responses((status = 200, body = Health)))]
 pub async fn livez() -> Json<Health> {
@@ -28,11 +41,11 @@ pub async fn livez() -> Json<Health> {
 #[utoipa::path(
     get, path = "/readyz", tag = "health",
     responses(
-        (status = 200, body = Health),
+        (status = 200, body = Ready),
         (status = 503, description = "not_ready, listing the failing checks", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
+pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Ready>> {
     // Config and credentials were loaded before the listener was bound; what can fail at run
     // time is draining and the room store (a Redis PING, bounded by rooms.store_timeout_ms).
     let mut failing = Vec::new();
@@ -46,5 +59,8 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
     if !failing.is_empty() {
         return Err(ApiError::NotReady(failing));
     }
-    Ok(Json(Health { status: "ok" }))
+    Ok(Json(Ready {
+        status: "ok",
+        vonage_breaker: state.video.breaker_state(),
+    }))
 }

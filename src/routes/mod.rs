@@ -19,7 +19,10 @@ use crate::error::ApiError;
     info(
         title = "vonage-sessions",
         description = "Creates Vonage Video sessions and mints client tokens with server-held credentials. \
-            Every error is application/problem+json with a stable `code`.",
+            Every error is application/problem+json with a stable `code`. With `auth.mode = \"jwt\"` \
+            callers send `Authorization: Bearer <JWT>` from the app's identity provider, whose scopes \
+            (`video:create`, `video:join`, `video:moderate`, `video:admin`) decide what they may do; \
+            with `auth.mode = \"anonymous\"` no token is needed.",
         license(name = "MIT")
     ),
     paths(
@@ -35,9 +38,34 @@ use crate::error::ApiError;
         (name = "sessions", description = "Sessions and client tokens"),
         (name = "rooms", description = "Named rooms: one session per room, across replicas"),
         (name = "health", description = "Probes")
-    )
+    ),
+    modifiers(&BearerScheme)
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme the API operations refer to.
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .description(Some(
+                            "A JWT from the app's identity provider (auth.mode = \"jwt\"); not needed with auth.mode = \"anonymous\"",
+                        ))
+                        .build(),
+                ),
+            );
+    }
+}
 
 /// The OpenAPI document as pretty JSON, as served and as committed in `openapi.json`.
 pub fn openapi_json() -> String {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::auth::{Caller, TokenRequest};
+use crate::auth::{Caller, Scope, TokenRequest};
 use crate::error::{ApiError, ApiResult, OptionalJson, Problem};
 use crate::rooms::is_valid_room_name;
 use crate::rooms::store::RoomRecord;
@@ -89,11 +89,14 @@ fn rfc3339_ms(epoch_ms: u64) -> String {
     post, path = "/rooms/{room}/join", tag = "rooms",
     params(("room" = String, Path, description = "1–128 of A-Z a-z 0-9 . _ -, starting alphanumeric; case-sensitive")),
     request_body(content = Option<JoinRoomRequest>, description = "Optional"),
+    security((), ("bearer" = [])),
     responses(
         (status = 201, description = "This call created the room's session", body = JoinRoomResponse),
         (status = 200, description = "Joined the existing session", body = JoinRoomResponse),
         (status = 400, description = "invalid_request or invalid_json", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role_not_allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthenticated: no valid bearer token (auth.mode = \"jwt\")", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden (joining needs video:join; creating the room's session also video:create) or role_not_allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited: the join budget, or the create budget when this call would create the room (Retry-After, RateLimit-*)", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "upstream_rejected or upstream_auth_failed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "room_busy, store_unavailable or upstream_unavailable", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "upstream_timeout", body = Problem, content_type = "application/problem+json"),
@@ -106,6 +109,7 @@ pub async fn join_room(
     OptionalJson(body): OptionalJson<JoinRoomRequest>,
 ) -> ApiResult<(StatusCode, Json<JoinRoomResponse>)> {
     checked(&room)?;
+    state.auth.authorize(&caller, Scope::Join)?;
     let session = body.session.unwrap_or_default();
     if session.token.is_some() {
         return Err(ApiError::invalid(
@@ -117,7 +121,9 @@ pub async fn join_room(
     let grant = state
         .auth
         .grant(&caller, &body.token.unwrap_or_default(), "token")?;
-    let joined = state.rooms.join(&room, &options).await?;
+    // Asked only if this call would create the room's session.
+    let may_create = || state.auth.authorize(&caller, Scope::Create);
+    let joined = state.rooms.join(&room, &options, &may_create).await?;
     let (token, expires_at) = issue(&state, &joined.record.session_id, &grant)?;
     let owner = state.tokens.owner().to_owned();
     let status = if joined.created {
@@ -144,17 +150,23 @@ pub async fn join_room(
 #[utoipa::path(
     get, path = "/rooms/{room}", tag = "rooms",
     params(("room" = String, Path, description = "The room name")),
+    security((), ("bearer" = [])),
     responses(
         (status = 200, body = RoomResponse),
+        (status = 401, description = "unauthenticated: no valid bearer token (auth.mode = \"jwt\")", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden (needs video:join)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "room_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited (Retry-After, RateLimit-*)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "store_unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_room(
     State(state): State<AppState>,
     Path(room): Path<String>,
+    caller: Caller,
 ) -> ApiResult<Json<RoomResponse>> {
     checked(&room)?;
+    state.auth.authorize(&caller, Scope::Join)?;
     let RoomRecord {
         session_id,
         created_at,
@@ -172,20 +184,27 @@ pub async fn get_room(
     }))
 }
 
-/// Forget the room's mapping; the next join creates a new session. Idempotent.
+/// Forget the room's mapping; the next join creates a new session. Idempotent. Needs
+/// `video:admin`.
 #[utoipa::path(
     delete, path = "/rooms/{room}", tag = "rooms",
     params(("room" = String, Path, description = "The room name")),
+    security((), ("bearer" = [])),
     responses(
         (status = 204, description = "Forgotten"),
+        (status = 401, description = "unauthenticated: no valid bearer token (auth.mode = \"jwt\")", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden (needs video:admin)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited (Retry-After, RateLimit-*)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "store_unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_room(
     State(state): State<AppState>,
     Path(room): Path<String>,
+    caller: Caller,
 ) -> ApiResult<StatusCode> {
     checked(&room)?;
+    state.auth.authorize(&caller, Scope::Admin)?;
     state.rooms.delete(&room).await?;
     Ok(StatusCode::NO_CONTENT)
 }

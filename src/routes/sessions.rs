@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::auth::{Caller, Grant, TokenRequest};
+use crate::auth::{Caller, Grant, Scope, TokenRequest};
 use crate::error::{ApiError, ApiResult, OptionalJson, Problem};
 use crate::video::{ArchiveMode, ArchiveResolution, MediaMode, Role, SessionOptions, session_id};
 
@@ -102,12 +102,15 @@ pub struct TokenResponse {
 #[utoipa::path(
     post, path = "/sessions", tag = "sessions",
     request_body(content = Option<CreateSessionRequest>, description = "Optional; no body or `{}` means all defaults"),
+    security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Session created", body = CreateSessionResponse),
         (status = 400, description = "invalid_request or invalid_json", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role_not_allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthenticated: no valid bearer token (auth.mode = \"jwt\")", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden (needs video:create) or role_not_allowed", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "unsupported_media_type", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited: the caller's create budget is spent (Retry-After, RateLimit-*)", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "upstream_rejected or upstream_auth_failed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "upstream_unavailable", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "upstream_timeout", body = Problem, content_type = "application/problem+json"),
@@ -118,6 +121,7 @@ pub async fn create_session(
     caller: Caller,
     OptionalJson(body): OptionalJson<CreateSessionRequest>,
 ) -> ApiResult<(StatusCode, Json<CreateSessionResponse>)> {
+    state.auth.authorize(&caller, Scope::Create)?;
     let options = body.session_options_at("")?;
     // Decide the token before calling Vonage, so a refused role creates no session.
     let grant = state
@@ -148,11 +152,14 @@ pub async fn create_session(
     post, path = "/sessions/{sessionId}/tokens", tag = "sessions",
     params(("sessionId" = String, Path, description = "A session ID created with this service's credentials")),
     request_body(content = Option<TokenRequest>, description = "Optional token options"),
+    security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Token minted", body = TokenResponse),
         (status = 400, description = "invalid_request or invalid_json", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role_not_allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthenticated: no valid bearer token (auth.mode = \"jwt\")", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden (needs video:join) or role_not_allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "session_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited: the caller's join budget is spent (Retry-After, RateLimit-*)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_token(
@@ -161,6 +168,7 @@ pub async fn create_token(
     caller: Caller,
     OptionalJson(body): OptionalJson<TokenRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
+    state.auth.authorize(&caller, Scope::Join)?;
     if !session_id::is_owned_by(&session_id, state.tokens.owner()) {
         return Err(ApiError::SessionNotFound);
     }
@@ -186,6 +194,7 @@ pub(crate) fn issue(
     session_id: &str,
     grant: &Grant,
 ) -> ApiResult<(String, String)> {
+    metrics::counter!("tokens_issued_total", "role" => grant.role.as_str()).increment(1);
     let token = state
         .tokens
         .mint(&grant.for_session(session_id))

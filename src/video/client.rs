@@ -1,8 +1,9 @@
 //! The HTTP client for the Vonage Video REST API: one shared `reqwest::Client` with connect and
 //! total timeouts, a fresh auth JWT per call, and tolerant parsing of what comes back.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, HeaderValue, RETRY_AFTER};
@@ -11,6 +12,7 @@ use url::Url;
 
 use super::credentials::{Credentials, CredentialsError};
 use super::options::SessionOptions;
+use super::resilience::{CircuitBreaker, RetryPolicy, is_outage, is_retryable};
 
 /// Connection settings for the Video API.
 #[derive(Debug, Clone)]
@@ -19,8 +21,18 @@ pub struct ClientSettings {
     pub base_url: Url,
     /// Time allowed to establish a connection.
     pub connect_timeout: Duration,
-    /// Time allowed for a whole call, connection included.
+    /// Time allowed for one attempt, connection included.
     pub timeout: Duration,
+    /// Time allowed for a whole call, retries and backoff included.
+    pub deadline: Duration,
+    /// Retries of transient failures.
+    pub retry: RetryPolicy,
+    /// Most calls to Vonage in flight at once; more are refused at once (`Saturated`).
+    pub max_concurrent_calls: usize,
+    /// Consecutive failed calls that open the circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long the open breaker refuses calls before probing.
+    pub breaker_open_for: Duration,
 }
 
 /// A call to Vonage that did not produce what was asked for. `Clone`, so that requests sharing
@@ -31,8 +43,13 @@ pub enum VideoError {
     #[error("the Video API did not answer within the timeout")]
     Timeout,
     /// The connection could not be made or broke before an answer.
-    #[error("could not reach the Video API: {0}")]
-    Unreachable(String),
+    #[error("could not reach the Video API: {reason}")]
+    Unreachable {
+        /// What failed (refused, reset, DNS...).
+        reason: String,
+        /// True when the connection was never made, so nothing was sent: any call is safe to retry.
+        before_sending: bool,
+    },
     /// Vonage refused our credentials (401/403): a configuration problem, not the caller's.
     #[error("the Video API rejected our credentials (HTTP {status})")]
     AuthRejected {
@@ -59,12 +76,38 @@ pub enum VideoError {
         /// Vonage's error detail.
         detail: VonageErrorBody,
     },
+    /// The circuit breaker is open: Vonage failed repeatedly and is not called for a while.
+    #[error("the Video API is failing; not calling it for {} ms", retry_after.as_millis())]
+    CircuitOpen {
+        /// When calls will be tried again.
+        retry_after: Duration,
+    },
+    /// Too many calls to Vonage are in flight already.
+    #[error("too many calls to the Video API are in flight")]
+    Saturated,
     /// A success status with a body we cannot use.
     #[error("the Video API answered with an unexpected body")]
     InvalidResponse,
     /// Our own signing failed.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
+}
+
+impl VideoError {
+    /// A short label for metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            VideoError::Timeout => "timeout",
+            VideoError::Unreachable { .. } => "unreachable",
+            VideoError::AuthRejected { .. } => "auth_rejected",
+            VideoError::Unavailable { .. } => "unavailable",
+            VideoError::Rejected { .. } => "rejected",
+            VideoError::CircuitOpen { .. } => "circuit_open",
+            VideoError::Saturated => "saturated",
+            VideoError::InvalidResponse => "invalid_response",
+            VideoError::Credentials(_) => "credentials",
+        }
+    }
 }
 
 /// Vonage's JSON error body `{code, message, description}`, parsed leniently.
@@ -82,8 +125,20 @@ pub struct VonageErrorBody {
 #[derive(Debug, Clone)]
 pub struct VideoClient {
     http: reqwest::Client,
+    base_url: Url,
     create_session_url: Url,
     credentials: Arc<Credentials>,
+    guard: Arc<Guard>,
+}
+
+/// What every call shares: the policies, the breaker and the concurrency limit.
+#[derive(Debug)]
+struct Guard {
+    attempt_timeout: Duration,
+    deadline: Duration,
+    retry: RetryPolicy,
+    breaker: CircuitBreaker,
+    calls: tokio::sync::Semaphore,
 }
 
 impl VideoClient {
@@ -107,11 +162,87 @@ impl VideoClient {
         if let Ok(mut segments) = create_session_url.path_segments_mut() {
             segments.pop_if_empty().extend(["session", "create"]);
         }
+        let guard = Guard {
+            attempt_timeout: settings.timeout,
+            deadline: settings.deadline,
+            retry: settings.retry.clone(),
+            breaker: CircuitBreaker::new(settings.breaker_threshold, settings.breaker_open_for),
+            calls: tokio::sync::Semaphore::new(settings.max_concurrent_calls),
+        };
         Ok(Self {
             http,
+            base_url: settings.base_url.clone(),
             create_session_url,
             credentials,
+            guard: Arc::new(guard),
         })
+    }
+
+    /// The circuit breaker's state: `closed`, `half-open` or `open`.
+    pub fn breaker_state(&self) -> &'static str {
+        self.guard.breaker.state_name()
+    }
+
+    /// Runs one logical call: admitted by the breaker and the concurrency limit, then attempted
+    /// until it succeeds, fails for good, runs out of retries, or would overrun the deadline.
+    /// `attempt` gets the time it may take. Vonage's `Retry-After` is honoured when it fits.
+    pub(super) async fn call<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        retry_when: fn(&VideoError) -> bool,
+        attempt: F,
+    ) -> Result<T, VideoError>
+    where
+        F: Fn(Duration) -> Fut,
+        Fut: Future<Output = Result<T, VideoError>>,
+    {
+        let guard = &self.guard;
+        let ticket = guard
+            .breaker
+            .admit()
+            .map_err(|retry_after| VideoError::CircuitOpen { retry_after })?;
+        let Ok(_permit) = guard.calls.try_acquire() else {
+            metrics::counter!("load_shed_total", "limit" => "vonage_calls").increment(1);
+            return Err(VideoError::Saturated);
+        };
+        let started = Instant::now();
+        let deadline = started + guard.deadline;
+        let mut retries = 0;
+        let result = loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break Err(VideoError::Timeout);
+            }
+            let error = match attempt(remaining.min(guard.attempt_timeout)).await {
+                Ok(value) => break Ok(value),
+                Err(error) if retries < guard.retry.max_retries && retry_when(&error) => error,
+                Err(error) => break Err(error),
+            };
+            let wait = match &error {
+                VideoError::Unavailable {
+                    retry_after: Some(after),
+                    ..
+                } => *after,
+                _ => guard.retry.backoff(retries),
+            };
+            if Instant::now() + wait >= deadline {
+                break Err(error);
+            }
+            retries += 1;
+            metrics::counter!("vonage_retries_total", "operation" => operation).increment(1);
+            tracing::debug!(operation, retry = retries, wait_ms = wait.as_millis() as u64, %error, "retrying a Vonage call");
+            tokio::time::sleep(wait).await;
+        };
+        ticket.record(result.as_ref().err().is_some_and(is_outage));
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(error) => error.outcome(),
+        };
+        let labels = [("operation", operation), ("outcome", outcome)];
+        metrics::counter!("vonage_calls_total", &labels).increment(1);
+        metrics::histogram!("vonage_call_duration_seconds", &labels)
+            .record(started.elapsed().as_secs_f64());
+        result
     }
 
     /// The credentials this client signs with.
@@ -123,15 +254,50 @@ impl VideoClient {
     /// (<https://tokbox.com/developer/rest/#session_id_production>). Returns the session ID.
     #[tracing::instrument(name = "vonage.create_session", skip_all, fields(vonage.session_id))]
     pub async fn create_session(&self, options: &SessionOptions) -> Result<String, VideoError> {
+        let form = options.form_fields();
+        let session_id = self
+            .call("create_session", is_retryable, |timeout| {
+                self.create_session_once(&form, timeout)
+            })
+            .await?;
+        tracing::Span::current().record("vonage.session_id", session_id.as_str());
+        Ok(session_id)
+    }
+
+    async fn create_session_once(
+        &self,
+        form: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<String, VideoError> {
+        let request = self.request(reqwest::Method::POST, self.create_session_url.clone())?;
+        let body = self.execute(request.form(form), timeout).await?;
+        parse_created_session(&body).ok_or(VideoError::InvalidResponse)
+    }
+
+    /// A request with a fresh auth JWT and `Accept: application/json`.
+    pub(super) fn request(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+    ) -> Result<reqwest::RequestBuilder, VideoError> {
         let (auth_name, auth_value) = self
             .credentials
             .rest_auth_header(jsonwebtoken::get_current_timestamp())?;
-        let response = self
+        Ok(self
             .http
-            .post(self.create_session_url.clone())
+            .request(method, url)
             .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .header(auth_name, auth_value)
-            .form(&options.form_fields())
+            .header(auth_name, auth_value))
+    }
+
+    /// Sends one attempt and returns the body of a success; failures become `VideoError`s.
+    pub(super) async fn execute(
+        &self,
+        request: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, VideoError> {
+        let response = request
+            .timeout(timeout)
             .send()
             .await
             .map_err(transport_error)?;
@@ -144,9 +310,19 @@ impl VideoClient {
         if !status.is_success() {
             return Err(status_error(status, retry_after, &body));
         }
-        let session_id = parse_created_session(&body).ok_or(VideoError::InvalidResponse)?;
-        tracing::Span::current().record("vonage.session_id", session_id.as_str());
-        Ok(session_id)
+        Ok(body)
+    }
+
+    /// `{base}/v2/project/{owner}/...`: the JSON API of archives and everything else.
+    pub(super) fn project_url(&self, tail: &[&str]) -> Url {
+        let mut url = self.base_url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .extend(["v2", "project", self.credentials.owner()])
+                .extend(tail);
+        }
+        url
     }
 }
 
@@ -162,7 +338,10 @@ fn transport_error(error: reqwest::Error) -> VideoError {
         reason.push_str(&cause.to_string());
         source = cause.source();
     }
-    VideoError::Unreachable(reason)
+    VideoError::Unreachable {
+        reason,
+        before_sending: error.is_connect(),
+    }
 }
 
 fn status_error(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> VideoError {

@@ -1,9 +1,11 @@
 //! Everything about the Vonage Video API and nothing about serving HTTP: the REST client,
 //! credentials and their JWTs, session options, session IDs and client tokens.
 
+pub mod archives;
 pub mod client;
 pub mod credentials;
 pub mod options;
+pub mod resilience;
 pub mod session_id;
 pub mod token;
 

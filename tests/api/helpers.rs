@@ -99,9 +99,25 @@ impl TestApp {
         Self::spawn_against(kind, &upstream, "").await
     }
 
-    /// The service against `upstream`, with extra TOML `overrides`.
+    /// The service against `upstream`, with extra TOML `overrides`. Rate limits are off unless
+    /// the overrides turn them on: every test client is the same caller (127.0.0.1).
     pub(crate) async fn spawn_against(kind: Kind, upstream: &str, overrides: &str) -> Self {
-        let env = kind.env();
+        Self::spawn_with_env(kind, upstream, overrides, &[]).await
+    }
+
+    /// Like `spawn_against`, with `extra_env` visible to config loading (e.g. secrets).
+    pub(crate) async fn spawn_with_env(
+        kind: Kind,
+        upstream: &str,
+        overrides: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let mut env = kind.env();
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let lookup = |name: &str| env.get(name).cloned();
         let sources = Sources {
             config_dir: PathBuf::from("config"),
@@ -111,7 +127,8 @@ impl TestApp {
         let figment = Config::figment(&sources)
             .unwrap()
             .merge(Toml::string(&format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"anonymous\"\n[video]\napi_url = \"{upstream}\"\n"
+                "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"anonymous\"\n[video]\napi_url = \"{upstream}\"\n\
+                 [rate_limits]\nenabled = false\n"
             )))
             .merge(Toml::string(overrides));
         let config = Config::from_figment(figment, &lookup).unwrap();

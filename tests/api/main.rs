@@ -1,11 +1,14 @@
 //! Integration tests: the real service and the real emulator over real HTTP on loopback.
 
+mod auth;
 mod emulator;
 mod errors;
+mod fuzz;
 mod health;
 mod helpers;
 mod openapi;
 mod process;
+mod resilience;
 mod rooms;
 mod sessions;
 mod tokens;

@@ -269,6 +269,8 @@ async fn assert_nothing_leaks(
         ("VONAGE_SESSIONS__AUTH__MODE", "anonymous"),
         ("VIDEO_API_URL", upstream),
         ("RUST_LOG", "debug"),
+        // Read (and unused) in anonymous mode: it must not leak either.
+        ("VONAGE_SESSIONS_AUTH_HS256_SECRET", HS256_SECRET),
     ];
     env.extend_from_slice(credential_env);
     let service = Running::start(&["serve", "--listen", "127.0.0.1:0"], &env);
@@ -348,7 +350,7 @@ async fn assert_nothing_leaks(
         "failures are logged: {logs}"
     );
     assert!(tokens.len() >= 4, "tokens were issued");
-    for fragment in secret_fragments {
+    for fragment in secret_fragments.iter().chain([&HS256_SECRET]) {
         assert!(!logs.contains(fragment), "secret in logs: {fragment}");
         assert!(
             !bodies.contains(fragment),
@@ -432,4 +434,190 @@ async fn the_emulator_command_serves_both_credential_kinds() {
         .await
         .unwrap();
     assert_eq!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_under_load_answers_every_accepted_request_and_exits_0() {
+    let upstream = spawn_emulator().await;
+    client()
+        .put(format!("{upstream}/_emulator/faults"))
+        .json(&json!({"latencyMs": 300}))
+        .send()
+        .await
+        .unwrap();
+    let env = [
+        ("VONAGE_SESSIONS__AUTH__MODE", "anonymous"),
+        ("VONAGE_SESSIONS__SERVER__DRAIN_DELAY_MS", "600"),
+        // One client address sends all the load: per-caller limits would answer 429.
+        ("VONAGE_SESSIONS__RATE_LIMITS__ENABLED", "false"),
+        ("VIDEO_API_URL", upstream.as_str()),
+        LEGACY[0],
+        LEGACY[1],
+    ];
+    let service = Running::start(&["serve", "--listen", "127.0.0.1:0"], &env);
+    let url = format!("{}/sessions", service.url);
+    let clients: Vec<_> = (0..24)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                // One keep-alive client each, sending until the server stops taking requests.
+                let http = client();
+                let (mut answered, mut errors, mut closing) = (0, Vec::new(), false);
+                // Refused or closed before a request was accepted: not an answer; stop.
+                while let Ok(response) = http.post(&url).send().await {
+                    closing |= response
+                        .headers()
+                        .get("connection")
+                        .is_some_and(|v| v == "close");
+                    if response.status() == 201 {
+                        answered += 1;
+                    } else {
+                        errors.push(response.status().as_u16());
+                    }
+                }
+                (answered, errors, closing)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (code, output) = tokio::task::spawn_blocking(move || service.terminate())
+        .await
+        .unwrap();
+    let (mut answered, mut closing) = (0, false);
+    for task in clients {
+        let (count, errors, saw_close) = task.await.unwrap();
+        assert!(
+            errors.is_empty(),
+            "no request is answered with an error: {errors:?}"
+        );
+        answered += count;
+        closing |= saw_close;
+    }
+    assert_eq!(code, 0, "{output}");
+    assert!(answered >= 48, "the load really ran: {answered}");
+    assert!(closing, "responses carry Connection: close while draining");
+}
+
+const HS256_SECRET: &str = "process-test-hs256-secret-0123456789abcdef";
+
+/// An HS256 caller token for the JWT-mode service of the test below.
+fn caller_token(secret: &str, scope: &str) -> String {
+    let now = jsonwebtoken::get_current_timestamp();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"iss": "https://idp.test", "aud": "api", "sub": "u1", "exp": now + 600, "scope": scope}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jwt_mode_never_leaks_the_hs256_secret_and_refuses_to_start_half_configured() {
+    let jwt = [
+        ("VONAGE_SESSIONS__AUTH__MODE", "jwt"),
+        ("VONAGE_SESSIONS__AUTH__ISSUER", "https://idp.test"),
+        ("VONAGE_SESSIONS__AUTH__AUDIENCE", "api"),
+    ];
+    // Start-up refusals name the key, and never print the secret.
+    let secret = ("VONAGE_SESSIONS_AUTH_HS256_SECRET", HS256_SECRET);
+    for (env, expected) in [
+        (vec![jwt[0], LEGACY[0], LEGACY[1], secret], "auth.issuer"),
+        (
+            vec![jwt[0], jwt[1], jwt[2], LEGACY[0], LEGACY[1]],
+            "auth.jwks_url",
+        ),
+        (
+            vec![
+                jwt[0],
+                jwt[1],
+                jwt[2],
+                LEGACY[0],
+                LEGACY[1],
+                secret,
+                ("VONAGE_SESSIONS__AUTH__JWKS_URL", "https://idp.test/jwks"),
+            ],
+            "exactly one",
+        ),
+        (
+            vec![
+                jwt[0],
+                jwt[1],
+                jwt[2],
+                LEGACY[0],
+                LEGACY[1],
+                ("VONAGE_SESSIONS_AUTH_HS256_SECRET", "short"),
+            ],
+            "VONAGE_SESSIONS_AUTH_HS256_SECRET",
+        ),
+        (
+            vec![
+                jwt[0],
+                jwt[1],
+                jwt[2],
+                LEGACY[0],
+                LEGACY[1],
+                secret,
+                (
+                    "VONAGE_SESSIONS__CORS__ALLOWED_ORIGINS",
+                    "[\"https://a.example/\"]",
+                ),
+            ],
+            "cors.allowed_origins",
+        ),
+    ] {
+        let (code, output) = run(&["serve", "--listen", "127.0.0.1:0"], &env);
+        assert_eq!(code, 78, "{env:?}: {output}");
+        assert!(output.contains(expected), "{expected}: {output}");
+        assert!(
+            !output.contains(HS256_SECRET),
+            "the secret is never printed"
+        );
+    }
+    let mut check_env = jwt.to_vec();
+    check_env.extend([LEGACY[0], LEGACY[1], secret]);
+    let (code, printed) = run(&["check-config"], &check_env);
+    assert_eq!(code, 0, "{printed}");
+    assert!(
+        printed.contains("Jwt") && !printed.contains(HS256_SECRET),
+        "{printed}"
+    );
+
+    // A running service with debug logs, through good and bad tokens.
+    let upstream = spawn_emulator().await;
+    let mut env = check_env.clone();
+    env.extend([("VIDEO_API_URL", upstream.as_str()), ("RUST_LOG", "debug")]);
+    let service = Running::start(&["serve", "--listen", "127.0.0.1:0"], &env);
+    let http = client();
+    let mut bodies = String::new();
+    for (token, expected) in [
+        (Some(caller_token(HS256_SECRET, "video:create")), 201),
+        (Some(caller_token(HS256_SECRET, "video:join")), 403),
+        (
+            Some(caller_token(
+                "a-wrong-secret-a-wrong-secret-a-wrong",
+                "video:create",
+            )),
+            401,
+        ),
+        (None, 401),
+    ] {
+        let mut request = http.post(format!("{}/sessions", service.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), expected);
+        bodies.push_str(&format!("{:?}", response.headers()));
+        bodies.push_str(&response.text().await.unwrap());
+    }
+    let (code, logs) = tokio::task::spawn_blocking(move || service.terminate())
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    assert!(
+        logs.contains("caller refused"),
+        "refusals are logged: {logs}"
+    );
+    assert!(!logs.contains(HS256_SECRET), "secret in logs");
+    assert!(!bodies.contains(HS256_SECRET), "secret in a response");
 }

@@ -172,7 +172,7 @@ async fn a_dead_holders_claim_expires_and_a_later_joiner_takes_over() {
     let redis = RedisServer::start();
     let upstream = spawn_emulator().await;
     let overrides = format!(
-        "{}claim_ms = 1500\n[video]\ntimeout_ms = 1000\n",
+        "{}claim_ms = 1500\n[video]\ntimeout_ms = 1000\nrequest_deadline_ms = 1200\n",
         redis.rooms_config()
     );
     let app = TestApp::spawn_against(Kind::Legacy, &upstream, &overrides).await;
@@ -271,7 +271,11 @@ async fn when_redis_dies_readyz_and_joins_fail_fast_then_recover_without_a_resta
 async fn get_and_delete_rooms_and_a_sliding_ttl() {
     let redis = RedisServer::start();
     let upstream = spawn_emulator().await;
-    let overrides = format!("{}ttl_seconds = 2\n", redis.rooms_config());
+    // Deleting a room needs video:admin, which anonymous callers get only when granted.
+    let overrides = format!(
+        "{}ttl_seconds = 2\n[auth]\nanonymous_scopes = [\"video:create\", \"video:join\", \"video:admin\"]\n",
+        redis.rooms_config()
+    );
     let app = TestApp::spawn_against(Kind::Legacy, &upstream, &overrides).await;
     let get = |room: &'static str| {
         let url = format!("{}/rooms/{room}", app.url);

@@ -168,6 +168,8 @@ export async function startService({ emulatorUrl, mode, legacyFormat, env = {} }
       ...credentialEnv({ legacy: mode === 'legacy', application: mode === 'application' }),
       VIDEO_API_URL: emulatorUrl,
       VONAGE_SESSIONS__AUTH__MODE: 'anonymous',
+      // Every request here comes from 127.0.0.1: one caller for the rate limiter.
+      VONAGE_SESSIONS__RATE_LIMITS__ENABLED: 'false',
       ...ANONYMOUS_GRANT_ENV,
       ...(legacyFormat ? { VONAGE_SESSIONS__TOKENS__LEGACY_FORMAT: legacyFormat } : {}),
       ...env,

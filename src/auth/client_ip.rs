@@ -1,0 +1,207 @@
+//! The client's IP address: the TCP peer, or, only when the peer is one of
+//! `auth.trusted_proxies`, the nearest untrusted hop of `X-Forwarded-For`. Anyone can send
+//! `X-Forwarded-For`; believing it from anyone else would let a caller pick its own rate-limit
+//! bucket.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
+use axum::http::request::Parts;
+
+/// An address range, `10.0.0.0/8` or `::1` (a single address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// True when `ip` is in the range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                mask(u128::from(u32::from(net)), 32, self.prefix)
+                    == mask(u128::from(u32::from(ip)), 32, self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                mask(u128::from(net), 128, self.prefix) == mask(u128::from(ip), 128, self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn mask(bits: u128, width: u8, prefix: u8) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        bits >> (width - prefix)
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let addr = canonical(
+            addr.trim()
+                .parse::<IpAddr>()
+                .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))?,
+        );
+        let width = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => width,
+            Some(prefix) => prefix
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= width)
+                .ok_or_else(|| format!("{text:?} has an invalid prefix length"))?,
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+/// `::ffff:a.b.c.d` is `a.b.c.d`: one client, one key.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Arc<[IpNet]>);
+
+impl TrustedProxies {
+    /// Parses `auth.trusted_proxies`.
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        let nets = entries
+            .iter()
+            .map(|entry| entry.parse())
+            .collect::<Result<Vec<IpNet>, _>>()?;
+        Ok(Self(nets.into()))
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(ip))
+    }
+
+    /// The client's address for a request. Without a known peer (no `ConnectInfo`), `0.0.0.0`.
+    pub fn client_ip(&self, parts: &Parts) -> IpAddr {
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        };
+        let mut client = canonical(peer.ip());
+        if !self.trusts(client) {
+            return client;
+        }
+        // Right to left: each hop was appended by the proxy before it. Stop at the first hop we
+        // do not trust (the client as our proxies saw it), or at anything unparsable.
+        let hops: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .collect();
+        for hop in hops.into_iter().rev() {
+            let Some(ip) = parse_hop(hop) else {
+                break;
+            };
+            client = ip;
+            if !self.trusts(ip) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// A hop: an address, possibly with a port (`1.2.3.4:5678`, `[::1]:80`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .map(canonical)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+
+    fn parts(peer: &str, forwarded: &[&str]) -> Parts {
+        let mut request = Request::builder();
+        for value in forwarded {
+            request = request.header("x-forwarded-for", *value);
+        }
+        let mut request = request.body(()).unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        request.into_parts().0
+    }
+
+    fn trusted(entries: &[&str]) -> TrustedProxies {
+        TrustedProxies::parse(&entries.iter().map(|e| (*e).to_owned()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn ranges_parse_and_match() {
+        let net: IpNet = "10.0.0.0/8".parse().unwrap();
+        assert!(net.contains("10.200.3.4".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.1.1".parse().unwrap()));
+        let v6: IpNet = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("10.0.0.1".parse().unwrap()));
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("203.0.113.9".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", "::1/129"] {
+            assert!(bad.parse::<IpNet>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let none = TrustedProxies::default();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            none.client_ip(&parts("198.51.100.7:4000", &["203.0.113.1"])),
+            ip("198.51.100.7")
+        );
+        let proxies = trusted(&["10.0.0.0/8"]);
+        assert_eq!(
+            proxies.client_ip(&parts("10.0.0.2:4000", &["203.0.113.1, 10.0.0.9"])),
+            ip("203.0.113.1")
+        );
+        // A spoofed left-most entry is skipped: the nearest untrusted hop wins.
+        assert_eq!(
+            proxies.client_ip(&parts("10.0.0.2:4000", &["1.1.1.1", "203.0.113.1"])),
+            ip("203.0.113.1")
+        );
+        assert_eq!(
+            proxies.client_ip(&parts("10.0.0.2:4000", &["garbage, 203.0.113.5:999"])),
+            ip("203.0.113.5")
+        );
+        assert_eq!(
+            proxies.client_ip(&parts("10.0.0.2:4000", &[])),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            proxies.client_ip(&parts("10.0.0.2:4000", &["10.0.0.3, garbage"])),
+            ip("10.0.0.2")
+        );
+        let no_peer = Request::new(()).into_parts().0;
+        assert_eq!(proxies.client_ip(&no_peer), ip("0.0.0.0"));
+    }
+}

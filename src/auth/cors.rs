@@ -1,0 +1,204 @@
+//! CORS for browsers (PRODUCT §8): an exact allow-list of origins (`cors.allowed_origins`),
+//! with tower-http's `CorsLayer` answering preflights and adding the headers. A request from an
+//! origin not on the list, or to a probe or `/metrics`, bypasses the layer entirely: it gets no
+//! CORS headers at all (the browser then blocks the page from reading the answer), and its
+//! preflight is an ordinary 405. Requests without `Origin` (servers, probes) are never refused.
+//!
+//! Entries are `scheme://host[:port]` exactly as browsers send them, `scheme://host:*` for any
+//! port of one host (what `dev` uses for `http://localhost:*`), or `"*"` alone, which allows
+//! every origin and is refused together with `cors.allow_credentials`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use tower::{Layer as _, ServiceExt as _};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::CorsConfig;
+
+/// Paths that are never cross-origin resources.
+fn is_outside_cors(path: &str) -> bool {
+    crate::routes::is_probe(path) || path == "/metrics"
+}
+
+#[derive(Debug)]
+enum Origins {
+    /// `"*"`.
+    Any,
+    /// Exact origins, and `scheme://host:` prefixes for any-port entries.
+    List {
+        exact: Vec<String>,
+        any_port: Vec<String>,
+    },
+}
+
+impl Origins {
+    fn allows(&self, origin: &HeaderValue) -> bool {
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        match self {
+            Origins::Any => true,
+            Origins::List { exact, any_port } => {
+                exact.iter().any(|allowed| allowed == origin)
+                    || any_port.iter().any(|prefix| {
+                        origin.strip_prefix(prefix.as_str()).is_some_and(|port| {
+                            !port.is_empty()
+                                && port.len() <= 5
+                                && port.bytes().all(|b| b.is_ascii_digit())
+                        })
+                    })
+            }
+        }
+    }
+}
+
+/// The CORS policy of `[cors]`: apply it with
+/// `axum::middleware::from_fn_with_state(policy, auth::cors::apply)`.
+#[derive(Debug, Clone, Default)]
+pub struct CorsPolicy(Option<Arc<(Origins, CorsLayer)>>);
+
+/// Checks one `cors.allowed_origins` entry; the message explains what is wrong.
+pub fn check_origin(entry: &str) -> Result<(), String> {
+    let (candidate, any_port) = match entry.strip_suffix(":*") {
+        Some(head) => (head, true),
+        None => (entry, false),
+    };
+    let url = url::Url::parse(candidate).map_err(|_| format!("{entry:?} is not an origin"))?;
+    let canonical = url.origin().ascii_serialization();
+    let shape_ok = matches!(url.scheme(), "http" | "https")
+        && canonical == candidate
+        && !(any_port && url.port().is_some());
+    if shape_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{entry:?} must be an origin exactly as browsers send it: scheme://host[:port] in lower case, \
+             no path or trailing slash (or scheme://host:* for any port)"
+        ))
+    }
+}
+
+impl CorsPolicy {
+    /// The policy of a validated `[cors]` (no origins: every request passes untouched).
+    pub fn new(config: &CorsConfig) -> Self {
+        if config.allowed_origins.is_empty() {
+            return Self(None);
+        }
+        let any = config.allowed_origins.iter().any(|o| o == "*");
+        let origins = if any {
+            Origins::Any
+        } else {
+            let (wild, exact): (Vec<&String>, Vec<&String>) = config
+                .allowed_origins
+                .iter()
+                .partition(|o| o.ends_with(":*"));
+            Origins::List {
+                exact: exact.into_iter().cloned().collect(),
+                any_port: wild
+                    .into_iter()
+                    .map(|o| format!("{}:", o.trim_end_matches(":*")))
+                    .collect(),
+            }
+        };
+        let mut layer = CorsLayer::new()
+            .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([
+                HeaderName::from_static("x-request-id"),
+                header::RETRY_AFTER,
+                header::WWW_AUTHENTICATE,
+                HeaderName::from_static("ratelimit-limit"),
+                HeaderName::from_static("ratelimit-remaining"),
+                HeaderName::from_static("ratelimit-reset"),
+                HeaderName::from_static("ratelimit-policy"),
+            ])
+            .max_age(Duration::from_secs(config.max_age_seconds));
+        layer = if any {
+            // Validation refuses `*` with credentials, so tower-http's assertion cannot fire.
+            layer.allow_origin(AllowOrigin::any())
+        } else {
+            // Only origins that passed `Origins::allows` ever reach the layer.
+            layer
+                .allow_origin(AllowOrigin::mirror_request())
+                .allow_credentials(config.allow_credentials)
+        };
+        Self(Some(Arc::new((origins, layer))))
+    }
+
+    #[cfg(test)]
+    fn allows(&self, origin: &HeaderValue) -> bool {
+        self.0.as_ref().is_some_and(|inner| inner.0.allows(origin))
+    }
+}
+
+/// Middleware: requests from allowed origins go through tower-http's `CorsLayer`; all others
+/// (no `Origin`, an origin not on the list, probes) go straight to the service.
+pub async fn apply(State(policy): State<CorsPolicy>, request: Request, next: Next) -> Response {
+    let inner = match (&policy.0, request.headers().get(header::ORIGIN)) {
+        (Some(inner), Some(origin))
+            if inner.0.allows(origin) && !is_outside_cors(request.uri().path()) =>
+        {
+            inner
+        }
+        _ => return next.run(request).await,
+    };
+    match inner.1.layer(next).oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_must_be_exact() {
+        for good in [
+            "https://app.example.com",
+            "http://127.0.0.1:5173",
+            "http://localhost:*",
+            "https://[::1]:8443",
+        ] {
+            assert!(check_origin(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://app.example.com/",
+            "https://App.example.com",
+            "app.example.com",
+            "ftp://x.example",
+            "https://x.example/path",
+            "https://x.example:443",
+            "http://localhost:80:*",
+            "null",
+        ] {
+            assert!(check_origin(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn any_port_entries_match_only_ports() {
+        let policy = CorsPolicy::new(&CorsConfig {
+            allowed_origins: vec!["http://localhost:*".into(), "https://a.example".into()],
+            allow_credentials: false,
+            max_age_seconds: 60,
+        });
+        let allows = |o: &'static str| policy.allows(&HeaderValue::from_static(o));
+        assert!(allows("http://localhost:5173"));
+        assert!(allows("https://a.example"));
+        assert!(!allows("http://localhost"));
+        assert!(!allows("http://localhost:5173.evil.example"));
+        assert!(!allows("http://localhost:abc"));
+        assert!(!allows("https://a.example.evil.example"));
+        assert!(!allows("https://b.example"));
+    }
+}

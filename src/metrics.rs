@@ -1,0 +1,135 @@
+//! Prometheus metrics through the `metrics` facade: the recorder (installed once per process,
+//! as the facade requires), the names, and the HTTP middleware that counts requests.
+//!
+//! Names: `http_requests_total`, `http_request_duration_seconds`, `http_requests_in_flight`,
+//! `vonage_calls_total`, `vonage_call_duration_seconds`, `vonage_retries_total`,
+//! `vonage_breaker_state`, `tokens_issued_total`, `room_joins_total`,
+//! `room_claim_contention_total`, `room_store_errors_total`, `load_shed_total`,
+//! `rate_limited_total`, `build_info`.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Latency buckets, seconds: sub-millisecond to the longest Vonage deadline.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder (once per process) and returns the handle that renders it.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .map(|builder| builder.build_recorder())
+                .map(|recorder| {
+                    let handle = recorder.handle();
+                    // Fails only if another recorder was installed first (a test harness).
+                    let _ = metrics::set_global_recorder(recorder);
+                    handle
+                });
+            let handle =
+                recorder.unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle());
+            describe();
+            metrics::gauge!("build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "http_requests_total",
+        "HTTP requests answered, by matched route, method and status"
+    );
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency by route, method and status"
+    );
+    describe_gauge!("http_requests_in_flight", "HTTP requests being served");
+    describe_counter!(
+        "vonage_calls_total",
+        "Calls to the Vonage Video API by operation and outcome"
+    );
+    describe_histogram!(
+        "vonage_call_duration_seconds",
+        Unit::Seconds,
+        "Vonage call latency by operation and outcome"
+    );
+    describe_counter!(
+        "vonage_retries_total",
+        "Retried Vonage call attempts by operation"
+    );
+    describe_gauge!(
+        "vonage_breaker_state",
+        "Circuit breaker: 0 closed, 1 half-open, 2 open"
+    );
+    describe_counter!("tokens_issued_total", "Client tokens minted, by role");
+    describe_counter!(
+        "room_joins_total",
+        "Room joins by outcome (created, joined)"
+    );
+    describe_counter!(
+        "room_claim_contention_total",
+        "Room joins that found another request's claim and waited"
+    );
+    describe_counter!(
+        "room_store_errors_total",
+        "Room store operations that failed"
+    );
+    describe_counter!(
+        "load_shed_total",
+        "Requests refused with 503 because a concurrency limit was reached, by limit"
+    );
+    describe_counter!("rate_limited_total", "Requests refused with 429, by budget");
+    describe_gauge!(
+        "build_info",
+        "Always 1; the version label says which build is running"
+    );
+}
+
+/// Middleware: counts and times every request by matched route (never the raw path, which
+/// would give every session ID its own series).
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let in_flight = InFlight::enter();
+    let response = next.run(request).await;
+    drop(in_flight);
+    let status = response.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Counts a request in flight until dropped, so a cancelled request (the client went away)
+/// is counted out too.
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        metrics::gauge!("http_requests_in_flight").increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("http_requests_in_flight").decrement(1.0);
+    }
+}
