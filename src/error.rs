@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{RateLimited, Scope};
 use crate::rooms::RoomError;
+use crate::video::archives::ArchiveError;
 use crate::video::{Role, VideoError};
 
 /// Result of a handler.
@@ -62,6 +63,16 @@ pub enum ApiError {
     /// No room with this name has a session.
     #[error("no room with this name exists")]
     RoomNotFound,
+    /// The archive cannot change state: already recording, a relayed session, or a stop
+    /// when not recording.
+    #[error("the archive cannot do that now: {0}")]
+    ArchiveConflict(String),
+    /// No archive with this ID belongs to our credentials.
+    #[error("no archive with this ID exists")]
+    ArchiveNotFound,
+    /// Nobody is connected to the session, so there is nothing to record.
+    #[error("the session has no connected clients; archives start once someone is connected")]
+    SessionNotActive,
     /// Another request is creating the room's session and did not finish in time.
     #[error("the room is being created by another request; try again")]
     RoomBusy,
@@ -115,6 +126,9 @@ impl ApiError {
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
             ApiError::RoomNotFound => (StatusCode::NOT_FOUND, "room_not_found"),
+            ApiError::ArchiveConflict(_) => (StatusCode::CONFLICT, "archive_conflict"),
+            ApiError::ArchiveNotFound => (StatusCode::NOT_FOUND, "archive_not_found"),
+            ApiError::SessionNotActive => (StatusCode::CONFLICT, "session_not_active"),
             ApiError::RoomBusy => (StatusCode::SERVICE_UNAVAILABLE, "room_busy"),
             ApiError::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
@@ -194,6 +208,25 @@ impl ApiError {
             }
             ApiError::Internal(error) => tracing::error!(error = ?error, "request failed"),
             _ => {}
+        }
+    }
+}
+
+impl From<ArchiveError> for ApiError {
+    fn from(error: ArchiveError) -> Self {
+        match error {
+            ArchiveError::Conflict(message) => {
+                tracing::info!(vonage.message = %message, "Vonage refused an archive state change");
+                // Vonage's wording is informative and holds no secret, but it stays in the log:
+                // the caller gets our own stable description.
+                ApiError::ArchiveConflict(
+                    "the session is relayed, already being recorded, or the archive is not recording".to_owned(),
+                )
+            }
+            ArchiveError::NotFound => ApiError::ArchiveNotFound,
+            ArchiveError::SessionNotFound => ApiError::SessionNotFound,
+            ArchiveError::SessionNotActive => ApiError::SessionNotActive,
+            ArchiveError::Video(error) => ApiError::Upstream(error),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The Vonage API surface (every path outside `/_emulator/`): reads the request, applies the
-//! injected faults, routes it, and logs it with its outcome, rejected or not.
+//! injected faults, routes it (session creation here, archives in `archive`), and logs it
+//! with its outcome, rejected or not.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
+use super::archive;
 use super::auth::{self, Presented};
 use super::faults::Decision;
 use super::form;
@@ -17,7 +19,8 @@ use super::reply;
 use super::session;
 use super::state::{RequestRecord, Shared};
 
-/// Create-session forms are a few hundred bytes; anything this big is a client bug.
+/// Create-session forms and archive bodies are a few hundred bytes; anything this big is a
+/// client bug.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Returned to hyper for a request the faults say to drop: hyper then closes the connection
@@ -39,6 +42,7 @@ pub(crate) async fn handle(
         status: 0,
         headers: header_map(&parts.headers),
         form: Vec::new(),
+        json: None,
         auth: auth::capture(presented.as_ref()),
     };
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
@@ -52,7 +56,12 @@ pub(crate) async fn handle(
             return Ok(finish(&shared, record, response));
         }
     };
-    record.form = form::pairs(&bytes);
+    record.json = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .filter(|value| value.is_object() || value.is_array());
+    if record.json.is_none() {
+        record.form = form::pairs(&bytes);
+    }
     let faults = shared.faults();
     if !faults.latency().is_zero() {
         tokio::time::sleep(faults.latency()).await;
@@ -64,7 +73,7 @@ pub(crate) async fn handle(
             return Err(DroppedConnection);
         }
         Decision::Fail(status) => reply::injected(status),
-        Decision::Pass => route(&shared, &parts, presented.as_ref(), &record.form),
+        Decision::Pass => route(&shared, &parts, presented.as_ref(), &record.form, &bytes),
     };
     Ok(finish(&shared, record, response))
 }
@@ -74,13 +83,15 @@ fn route(
     parts: &Parts,
     presented: Option<&Presented>,
     form: &[(String, String)],
+    body: &[u8],
 ) -> Response<Body> {
     match parts.uri.path() {
         "/session/create" if parts.method == Method::POST => {
             session::create(shared, presented, form)
         }
         "/session/create" => reply::error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
-        _ => reply::error(StatusCode::NOT_FOUND, "Not found"),
+        _ => archive::route(shared, parts, presented, body)
+            .unwrap_or_else(|| reply::error(StatusCode::NOT_FOUND, "Not found")),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The `/_emulator/*` control endpoints tests use to inspect and steer the emulator: sessions,
-//! the request log, faults and reset. Faults never apply here.
+//! the request log, faults and reset, plus the archive ones (`archive::control_routes`).
+//! Faults never apply here.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use axum::extract::State;
 use axum::http::{Response, StatusCode};
 use axum::routing::{get, post};
 
+use super::archive;
 use super::faults::Faults;
 use super::reply;
 use super::state::Shared;
@@ -26,6 +28,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(get_faults).put(put_faults).delete(clear_faults),
         )
         .route("/_emulator/reset", post(reset))
+        .merge(archive::control_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 /// Resolutions the real API accepts for auto-archives.
-const RESOLUTIONS: [&str; 6] = [
+pub(crate) const RESOLUTIONS: [&str; 6] = [
     "640x480",
     "480x640",
     "1280x720",

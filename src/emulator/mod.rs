@@ -1,6 +1,7 @@
 //! A fake Vonage Video API over real HTTP, for the service's tests, benchmarks and the official
-//! SDKs: `POST /session/create` with both auth styles, the real error shapes, injected faults
-//! and `/_emulator/*` control endpoints (see `vonage-video-api.md` §1–§4 and §9).
+//! SDKs: `POST /session/create` with both auth styles, archiving (`archive`: start, stop, get,
+//! list, delete under `/v2/project/{id}/archive`), the real error shapes, injected faults and
+//! `/_emulator/*` control endpoints (see `vonage-video-api.md` §1–§4, §6 and §9).
 //!
 //! It shares only the session-ID codec with the service; it must not know the service's
 //! Vonage client, so that a bug there cannot hide behind the same bug here.
@@ -9,9 +10,13 @@
 //! - `GET /_emulator/sessions`: every session created.
 //! - `GET /_emulator/requests`, `DELETE /_emulator/requests`: the request log (last 10 000).
 //! - `GET`, `PUT`, `DELETE /_emulator/faults`: read, replace (validated) or clear the faults.
-//! - `POST /_emulator/reset`: forget sessions and requests and clear the faults.
+//! - `POST /_emulator/reset`: forget sessions, archives and requests and clear the faults.
+//! - `PUT /_emulator/sessions/{sessionId}/connections`, `GET /_emulator/archives`,
+//!   `PUT /_emulator/archives/{archiveId}/status`, `GET`/`PUT /_emulator/archive-processing`,
+//!   `GET /_emulator/downloads/{archiveId}.mp4`: see `archive`.
 
 mod api;
+mod archive;
 mod auth;
 mod claims;
 mod control;
@@ -27,6 +32,7 @@ use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -72,6 +78,16 @@ impl Emulator {
             local_addr,
             shared,
         })
+    }
+
+    /// Sets how long a stopped archive takes to become `available` (default zero: on the
+    /// next read). At most 10 minutes; longer is cut to 10 minutes.
+    #[must_use]
+    pub fn with_archive_delay(self, delay: Duration) -> Self {
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared
+            .set_archive_delay_ms(delay_ms.min(archive::MAX_DELAY_MS));
+        self
     }
 
     /// The address actually bound.

@@ -31,14 +31,26 @@ pub(crate) fn json(status: StatusCode, value: &impl Serialize) -> Response<Body>
 
 /// An error in the real shape, `code` -1 and the message repeated as `description`.
 pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
+    coded(status, -1, message)
+}
+
+/// An error in the real shape with a specific `code` (e.g. 15008 for archive conflicts).
+pub(crate) fn coded(status: StatusCode, code: i32, message: &str) -> Response<Body> {
     json(
         status,
         &ErrorBody {
-            code: -1,
+            code,
             message,
             description: message,
         },
     )
+}
+
+/// A 204 with no body and no content type, as the real API answers a delete.
+pub(crate) fn no_content() -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
 }
 
 /// An injected error; a 429 also says when to retry, as rate limiters do.

@@ -1,9 +1,13 @@
-//! The emulator's shared state: verifiers, the sessions created, the request log and the
-//! current faults. A plain mutex, never held across an `.await`.
+//! The emulator's shared state: verifiers, the sessions created, the archives, the request
+//! log and the current faults. A plain mutex, never held across an `.await`.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use serde_json::Value;
+
+use super::archive::{self, Archives};
 use super::auth::{AuthCapture, CredentialKind};
 use super::credentials::Verifiers;
 use super::faults::Faults;
@@ -48,8 +52,10 @@ pub(crate) struct RequestRecord {
     pub(crate) status: u16,
     /// Headers by lowercased name; repeated headers are joined with `, `.
     pub(crate) headers: BTreeMap<String, String>,
-    /// Form pairs in the order sent.
+    /// Form pairs in the order sent; empty when the body is JSON.
     pub(crate) form: Vec<(String, String)>,
+    /// The body, when it is a JSON object or array (archive calls).
+    pub(crate) json: Option<Value>,
     /// The decoded auth JWT.
     pub(crate) auth: AuthCapture,
 }
@@ -59,6 +65,7 @@ struct Records {
     sessions: Vec<SessionRecord>,
     requests: VecDeque<RequestRecord>,
     faults: Faults,
+    archives: Archives,
 }
 
 /// Everything the connections share.
@@ -66,6 +73,8 @@ pub(crate) struct Shared {
     /// The configured credentials, ready to verify.
     pub(crate) verifiers: Verifiers,
     records: Mutex<Records>,
+    /// How long a stopped archive takes to become available; kept across resets.
+    archive_delay_ms: AtomicU64,
 }
 
 impl Shared {
@@ -78,6 +87,7 @@ impl Shared {
         Self {
             verifiers,
             records: Mutex::new(records),
+            archive_delay_ms: AtomicU64::new(0),
         }
     }
 
@@ -125,7 +135,26 @@ impl Shared {
         self.lock().requests.clear();
     }
 
-    /// Forgets sessions and requests and removes every fault.
+    /// Runs `f` on the archives and the sessions, after making due archives available.
+    pub(crate) fn archives<R>(&self, f: impl FnOnce(&mut Archives, &[SessionRecord]) -> R) -> R {
+        let delay_ms = self.archive_delay_ms();
+        let mut records = self.lock();
+        let records = &mut *records;
+        records.archives.settle(archive::now_ms(), delay_ms);
+        f(&mut records.archives, &records.sessions)
+    }
+
+    /// How long a stopped archive takes to become available, in milliseconds.
+    pub(crate) fn archive_delay_ms(&self) -> u64 {
+        self.archive_delay_ms.load(Ordering::Relaxed)
+    }
+
+    /// Sets the stopped → available delay (already bounded by the caller).
+    pub(crate) fn set_archive_delay_ms(&self, delay_ms: u64) {
+        self.archive_delay_ms.store(delay_ms, Ordering::Relaxed);
+    }
+
+    /// Forgets sessions, archives and requests and removes every fault.
     pub(crate) fn reset(&self) {
         *self.lock() = Records::default();
     }
@@ -142,6 +171,7 @@ mod tests {
             status: 200,
             headers: BTreeMap::new(),
             form: Vec::new(),
+            json: None,
             auth: AuthCapture::default(),
         }
     }

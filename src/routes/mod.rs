@@ -1,5 +1,6 @@
 //! The HTTP surface: every path in one place, the fallbacks, and the OpenAPI document.
 
+pub mod archives;
 pub mod health;
 pub mod rooms;
 pub mod sessions;
@@ -31,12 +32,17 @@ use crate::error::ApiError;
         rooms::join_room,
         rooms::get_room,
         rooms::delete_room,
+        archives::start_archive,
+        archives::stop_archive,
+        archives::get_archive,
+        archives::list_archives,
         health::livez,
         health::readyz
     ),
     tags(
         (name = "sessions", description = "Sessions and client tokens"),
         (name = "rooms", description = "Named rooms: one session per room, across replicas"),
+        (name = "archives", description = "Recordings of routed sessions"),
         (name = "health", description = "Probes")
     ),
     modifiers(&BearerScheme)
@@ -83,6 +89,12 @@ pub fn router() -> Router<AppState> {
             "/sessions/{session_id}/tokens",
             post(sessions::create_token),
         )
+        .route(
+            "/sessions/{session_id}/archives",
+            post(archives::start_archive).get(archives::list_archives),
+        )
+        .route("/archives/{archive_id}", get(archives::get_archive))
+        .route("/archives/{archive_id}/stop", post(archives::stop_archive))
         .route("/rooms/{room}/join", post(rooms::join_room))
         .route(
             "/rooms/{room}",

@@ -157,14 +157,16 @@ impl VideoClient {
                 parse(&self.execute(request, timeout).await?)
             })
             .await;
+        // "No clients are actively connected" has come as 400 and, in older answers, as 404:
+        // the message decides.
         result.map_err(|error| match &error {
-            VideoError::Rejected { status: 409, .. } => ArchiveError::Conflict(message(&error)),
-            VideoError::Rejected { status: 404, .. } => ArchiveError::SessionNotFound,
-            VideoError::Rejected { status: 400, .. }
-                if message(&error).to_ascii_lowercase().contains("client") =>
-            {
+            VideoError::Rejected {
+                status: 400 | 404, ..
+            } if message(&error).to_ascii_lowercase().contains("no clients") => {
                 ArchiveError::SessionNotActive
             }
+            VideoError::Rejected { status: 409, .. } => ArchiveError::Conflict(message(&error)),
+            VideoError::Rejected { status: 404, .. } => ArchiveError::SessionNotFound,
             _ => ArchiveError::Video(error),
         })
     }

@@ -1,7 +1,9 @@
 //! Integration tests: the real service and the real emulator over real HTTP on loopback.
 
+mod archives;
 mod auth;
 mod emulator;
+mod emulator_archives;
 mod errors;
 mod fuzz;
 mod health;

@@ -60,8 +60,9 @@ async fn retries_keep_99_percent_of_creates_succeeding_through_flaky_vonage() {
             .iter()
             .filter(|r| r["status"] != 200)
             .count();
+        // About 33 expected at a 10% drop rate, 75 at 20% errors; 10 is four deviations below.
         assert!(
-            failed_attempts > 20,
+            failed_attempts > 10,
             "{faults}: the faults really happened ({failed_attempts})"
         );
     }

@@ -316,3 +316,39 @@ export const mediaType = (value) => String(value ?? '').split(';')[0].trim().toL
 export const epochSeconds = (rfc3339) => Date.parse(rfc3339) / 1000;
 
 export const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+// ---------------------------------------------------------------------------------------------
+// Archives (emulator control endpoints and opentok-node's callback API)
+
+/**
+ * Marks a session as having connected clients (or none): the emulator, like the real API,
+ * refuses to start an archive of a session nobody is connected to.
+ */
+export async function markConnected(emulatorUrl, sessionId, connected = true) {
+  const url = `${emulatorUrl}/_emulator/sessions/${encodeURIComponent(sessionId)}/connections`;
+  const res = await fetch(url, {
+    method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ connected }),
+  });
+  if (!res.ok) throw new Error(`emulator PUT connections answered ${res.status}: ${await res.text()}`);
+}
+
+/** Every archive the emulator holds, in wire form, oldest first. */
+export async function emulatorArchives(emulatorUrl) {
+  const res = await fetch(`${emulatorUrl}/_emulator/archives`);
+  if (!res.ok) throw new Error(`emulator GET /_emulator/archives answered ${res.status}`);
+  return res.json();
+}
+
+/**
+ * Calls a callback-style opentok-node method as a promise: rejects with the callback's error,
+ * resolves with its single result, or with all results as an array when there are several
+ * (`listArchives` passes the archives and the total).
+ */
+export function otCall(ot, method, ...args) {
+  return new Promise((resolve, reject) => {
+    ot[method](...args, (err, ...results) => {
+      if (err) reject(err);
+      else resolve(results.length > 1 ? results : results[0]);
+    });
+  });
+}

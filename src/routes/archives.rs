@@ -1,0 +1,405 @@
+//! Archives (recordings) of routed sessions: start and stop (moderators only), get and list
+//! (joiners). Our camelCase shape is stable and independent of Vonage's wire shape.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::auth::{Caller, Scope};
+use crate::error::{ApiError, ApiResult, OptionalJson, Problem};
+use crate::video::archives::{Archive, ArchiveLayout, StartArchive};
+use crate::video::{ArchiveResolution, session_id};
+
+/// How an archive is recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputMode {
+    /// All streams composed into one file (default).
+    #[default]
+    Composed,
+    /// One file per stream.
+    Individual,
+}
+
+/// Which streams are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamMode {
+    /// Every stream (default).
+    Auto,
+    /// Only streams added explicitly.
+    Manual,
+}
+
+/// Composed layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum LayoutType {
+    /// Tiles (default).
+    BestFit,
+    /// A stylesheet of your own (`stylesheet` required).
+    Custom,
+    /// One large stream above a row of small ones.
+    HorizontalPresentation,
+    /// Picture in picture.
+    Pip,
+    /// One large stream beside a column of small ones.
+    VerticalPresentation,
+}
+
+/// A composed archive's layout.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LayoutRequest {
+    /// The layout.
+    #[serde(rename = "type")]
+    pub kind: LayoutType,
+    /// CSS for `custom` layouts (only there).
+    pub stylesheet: Option<String>,
+    /// Layout while a screen is shared (`bestFit` only).
+    pub screenshare_type: Option<LayoutType>,
+}
+
+/// What to record; every field is optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartArchiveRequest {
+    /// A name for the archive (at most 200 characters).
+    #[schema(max_length = 200)]
+    pub name: Option<String>,
+    /// Record audio (default true).
+    pub has_audio: Option<bool>,
+    /// Record video (default true).
+    pub has_video: Option<bool>,
+    /// `composed` (default) or `individual`.
+    pub output_mode: Option<OutputMode>,
+    /// Composed archives only.
+    pub resolution: Option<ArchiveResolution>,
+    /// Composed archives only.
+    pub layout: Option<LayoutRequest>,
+    /// `auto` (default) or `manual`.
+    pub stream_mode: Option<StreamMode>,
+    /// Lets several archives of one session run at once.
+    #[schema(max_length = 200)]
+    pub multi_archive_tag: Option<String>,
+}
+
+fn wire_layout(kind: LayoutType) -> &'static str {
+    match kind {
+        LayoutType::BestFit => "bestFit",
+        LayoutType::Custom => "custom",
+        LayoutType::HorizontalPresentation => "horizontalPresentation",
+        LayoutType::Pip => "pip",
+        LayoutType::VerticalPresentation => "verticalPresentation",
+    }
+}
+
+impl StartArchiveRequest {
+    /// Checks Vonage's rules and builds the upstream request.
+    fn into_start(self, session_id: String) -> ApiResult<StartArchive> {
+        let individual = self.output_mode == Some(OutputMode::Individual);
+        if individual && self.resolution.is_some() {
+            return Err(ApiError::invalid(
+                "resolution",
+                "only for outputMode \"composed\"",
+            ));
+        }
+        if individual && self.layout.is_some() {
+            return Err(ApiError::invalid(
+                "layout",
+                "only for outputMode \"composed\"",
+            ));
+        }
+        if self.has_audio == Some(false) && self.has_video == Some(false) {
+            return Err(ApiError::invalid(
+                "hasVideo",
+                "an archive needs audio or video",
+            ));
+        }
+        for (field, value) in [
+            ("name", &self.name),
+            ("multiArchiveTag", &self.multi_archive_tag),
+        ] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.is_empty() || v.chars().count() > 200)
+            {
+                return Err(ApiError::invalid(field, "must be 1 to 200 characters"));
+            }
+        }
+        let layout = match self.layout {
+            None => None,
+            Some(layout) => {
+                let custom = layout.kind == LayoutType::Custom;
+                match &layout.stylesheet {
+                    Some(_) if !custom => {
+                        return Err(ApiError::invalid(
+                            "layout.stylesheet",
+                            "only for type \"custom\"",
+                        ));
+                    }
+                    None if custom => {
+                        return Err(ApiError::invalid(
+                            "layout.stylesheet",
+                            "is required for type \"custom\"",
+                        ));
+                    }
+                    _ => {}
+                }
+                if layout.screenshare_type.is_some() && layout.kind != LayoutType::BestFit {
+                    return Err(ApiError::invalid(
+                        "layout.screenshareType",
+                        "only for type \"bestFit\"",
+                    ));
+                }
+                Some(ArchiveLayout {
+                    kind: wire_layout(layout.kind).to_owned(),
+                    stylesheet: layout.stylesheet,
+                    screenshare_type: layout.screenshare_type.map(|t| wire_layout(t).to_owned()),
+                })
+            }
+        };
+        Ok(StartArchive {
+            session_id,
+            name: self.name,
+            has_audio: self.has_audio,
+            has_video: self.has_video,
+            output_mode: self.output_mode.map(|m| {
+                if m == OutputMode::Individual {
+                    "individual"
+                } else {
+                    "composed"
+                }
+                .to_owned()
+            }),
+            resolution: self.resolution.map(|r| r.as_str().to_owned()),
+            stream_mode: self.stream_mode.map(|m| {
+                if m == StreamMode::Manual {
+                    "manual"
+                } else {
+                    "auto"
+                }
+                .to_owned()
+            }),
+            layout,
+            multi_archive_tag: self.multi_archive_tag,
+        })
+    }
+}
+
+/// An archive.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveResponse {
+    /// Archive ID.
+    pub id: String,
+    /// The recorded session.
+    pub session_id: String,
+    /// `started`, `paused`, `stopped`, `uploaded`, `available`, `expired`, `failed` or `deleted`.
+    pub status: String,
+    /// Name, if any.
+    pub name: Option<String>,
+    /// When recording started (RFC 3339, UTC).
+    pub created_at: String,
+    /// Length in seconds.
+    pub duration_seconds: u64,
+    /// Size in bytes (0 until the file exists).
+    pub size_bytes: u64,
+    /// `composed` or `individual`.
+    pub output_mode: String,
+    /// Resolution of composed archives.
+    pub resolution: Option<String>,
+    /// Whether audio is recorded.
+    pub has_audio: bool,
+    /// Whether video is recorded.
+    pub has_video: bool,
+    /// Download URL (only when `status` is `available`; valid for minutes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl From<Archive> for ArchiveResponse {
+    fn from(archive: Archive) -> Self {
+        let available = archive.status == "available";
+        let whole = |n: Option<f64>| {
+            n.filter(|n| n.is_finite() && *n > 0.0)
+                .map_or(0, |n| n.round() as u64)
+        };
+        Self {
+            created_at: time::OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(archive.created_at) * 1_000_000,
+            )
+            .ok()
+            .and_then(|at| {
+                at.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default(),
+            duration_seconds: whole(archive.duration),
+            size_bytes: whole(archive.size),
+            output_mode: archive.output_mode.unwrap_or_else(|| "composed".to_owned()),
+            url: archive.url.filter(|_| available),
+            id: archive.id,
+            session_id: archive.session_id,
+            status: archive.status,
+            name: archive.name,
+            resolution: archive.resolution,
+            has_audio: archive.has_audio,
+            has_video: archive.has_video,
+        }
+    }
+}
+
+/// One page of a session's archives.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveListResponse {
+    /// How many archives the session has in all.
+    pub count: u64,
+    /// This page, newest first.
+    pub items: Vec<ArchiveResponse>,
+}
+
+fn owned_session(state: &AppState, session_id: &str) -> ApiResult<()> {
+    if session_id::is_owned_by(session_id, state.tokens.owner()) {
+        Ok(())
+    } else {
+        Err(ApiError::SessionNotFound)
+    }
+}
+
+/// Archive IDs are UUIDs; anything else cannot exist, so it is not sent upstream.
+fn checked_archive_id(archive_id: &str) -> ApiResult<()> {
+    uuid::Uuid::parse_str(archive_id)
+        .map(|_| ())
+        .map_err(|_| ApiError::ArchiveNotFound)
+}
+
+/// Start recording a routed session (`video:moderate`).
+#[utoipa::path(
+    post, path = "/sessions/{sessionId}/archives", tag = "archives",
+    params(("sessionId" = String, Path, description = "A session of ours")),
+    request_body(content = Option<StartArchiveRequest>, description = "Optional"),
+    responses(
+        (status = 201, body = ArchiveResponse),
+        (status = 400, description = "invalid_request or invalid_json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden: needs video:moderate", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "session_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "archive_conflict (relayed session, already recording) or session_not_active (nobody connected)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn start_archive(
+    State(state): State<AppState>,
+    Path(session_id): Path<String>,
+    caller: Caller,
+    OptionalJson(body): OptionalJson<StartArchiveRequest>,
+) -> ApiResult<(StatusCode, Json<ArchiveResponse>)> {
+    state.auth.authorize(&caller, Scope::Moderate)?;
+    owned_session(&state, &session_id)?;
+    let start = body.into_start(session_id)?;
+    let archive = state.video.start_archive(&start).await?;
+    Ok((StatusCode::CREATED, Json(archive.into())))
+}
+
+/// Stop recording (`video:moderate`).
+#[utoipa::path(
+    post, path = "/archives/{archiveId}/stop", tag = "archives",
+    params(("archiveId" = String, Path, description = "Archive ID")),
+    responses(
+        (status = 200, body = ArchiveResponse),
+        (status = 403, description = "forbidden: needs video:moderate", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "archive_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "archive_conflict: not recording", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn stop_archive(
+    State(state): State<AppState>,
+    Path(archive_id): Path<String>,
+    caller: Caller,
+) -> ApiResult<Json<ArchiveResponse>> {
+    state.auth.authorize(&caller, Scope::Moderate)?;
+    checked_archive_id(&archive_id)?;
+    Ok(Json(state.video.stop_archive(&archive_id).await?.into()))
+}
+
+/// An archive (`video:join`).
+#[utoipa::path(
+    get, path = "/archives/{archiveId}", tag = "archives",
+    params(("archiveId" = String, Path, description = "Archive ID")),
+    responses(
+        (status = 200, body = ArchiveResponse),
+        (status = 404, description = "archive_not_found", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_archive(
+    State(state): State<AppState>,
+    Path(archive_id): Path<String>,
+    caller: Caller,
+) -> ApiResult<Json<ArchiveResponse>> {
+    state.auth.authorize(&caller, Scope::Join)?;
+    checked_archive_id(&archive_id)?;
+    Ok(Json(state.video.get_archive(&archive_id).await?.into()))
+}
+
+/// A session's archives, newest first (`video:join`). `offset` default 0; `count` 1–1000,
+/// default 50.
+#[utoipa::path(
+    get, path = "/sessions/{sessionId}/archives", tag = "archives",
+    params(
+        ("sessionId" = String, Path, description = "A session of ours"),
+        ("offset" = Option<u32>, Query, description = "Archives to skip (default 0)"),
+        ("count" = Option<u32>, Query, description = "Page size, 1–1000 (default 50)"),
+    ),
+    responses(
+        (status = 200, body = ArchiveListResponse),
+        (status = 400, description = "invalid_request", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "session_not_found", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_archives(
+    State(state): State<AppState>,
+    Path(session_id): Path<String>,
+    RawQuery(query): RawQuery,
+    caller: Caller,
+) -> ApiResult<Json<ArchiveListResponse>> {
+    state.auth.authorize(&caller, Scope::Join)?;
+    owned_session(&state, &session_id)?;
+    let (mut offset, mut count) = (0u32, 50u32);
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let number = value.parse::<u32>();
+        match (key.as_ref(), number) {
+            ("offset", Ok(n)) => offset = n,
+            ("count", Ok(n)) if (1..=1000).contains(&n) => count = n,
+            ("offset", _) => {
+                return Err(ApiError::invalid(
+                    "offset",
+                    "must be a whole number, 0 or more",
+                ));
+            }
+            ("count", _) => {
+                return Err(ApiError::invalid(
+                    "count",
+                    "must be a whole number from 1 to 1000",
+                ));
+            }
+            (other, _) => {
+                return Err(ApiError::invalid(
+                    other.to_owned(),
+                    "unknown query parameter",
+                ));
+            }
+        }
+    }
+    let page = state
+        .video
+        .list_archives(&session_id, offset, count)
+        .await?;
+    Ok(Json(ArchiveListResponse {
+        count: page.count,
+        items: page.items.into_iter().map(Into::into).collect(),
+    }))
+}
