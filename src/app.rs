@@ -32,9 +32,21 @@ use crate::telemetry::{self, REQUEST_ID};
 use crate::video::resilience::RetryPolicy;
 use crate::video::{ClientSettings, Credentials, TokenIssuer, VideoClient};
 
-/// Shared, cheap-to-clone handles available to every handler.
+/// Shared handles available to every handler. Extractors clone the state for every request,
+/// so it is one `Arc` (a clone of the fields themselves would touch a dozen reference counts).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Handles>);
+
+impl std::ops::Deref for AppState {
+    type Target = Handles;
+
+    fn deref(&self) -> &Handles {
+        &self.0
+    }
+}
+
+/// What `AppState` shares.
+pub struct Handles {
     /// The Vonage Video API client.
     pub video: VideoClient,
     /// Client-token minting with our credentials.
@@ -100,16 +112,17 @@ impl App {
             breaker_open_for: Duration::from_millis(config.video.breaker_open_ms),
         };
         let prometheus = crate::metrics::install();
+        crate::metrics::spawn_upkeep(prometheus.clone());
         let readiness = Readiness::default();
         let video =
             VideoClient::new(&settings, credentials.clone()).context("building the HTTP client")?;
-        let state = AppState {
+        let state = AppState(Arc::new(Handles {
             rooms: Rooms::new(room_store(config)?, video.clone(), room_settings(config)),
             video,
             tokens: TokenIssuer::new(credentials, config.tokens.legacy_format),
             auth: AuthPolicy::new(config)?,
             readiness: readiness.clone(),
-        };
+        }));
         let metrics_router = Router::new().route(
             "/metrics",
             get(move || std::future::ready(prometheus.render())),

@@ -44,6 +44,19 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// Drains histogram samples into their buckets every few seconds. Without it the recorder keeps
+/// every sample until `/metrics` is scraped, so an unscraped service grows without bound.
+pub fn spawn_upkeep(handle: PrometheusHandle) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    });
+}
+
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
