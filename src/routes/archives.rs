@@ -229,15 +229,8 @@ impl From<Archive> for ArchiveResponse {
                 .map_or(0, |n| n.round() as u64)
         };
         Self {
-            created_at: time::OffsetDateTime::from_unix_timestamp_nanos(
-                i128::from(archive.created_at) * 1_000_000,
-            )
-            .ok()
-            .and_then(|at| {
-                at.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default(),
+            created_at: super::rfc3339_from_millis(i128::from(archive.created_at))
+                .unwrap_or_default(),
             duration_seconds: whole(archive.duration),
             size_bytes: whole(archive.size),
             output_mode: archive.output_mode.unwrap_or_else(|| "composed".to_owned()),

@@ -73,14 +73,7 @@ fn checked(room: &str) -> ApiResult<()> {
 }
 
 fn rfc3339_ms(epoch_ms: u64) -> String {
-    let nanos = i128::from(epoch_ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|at| {
-            at.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+    super::rfc3339_from_millis(i128::from(epoch_ms)).unwrap_or_default()
 }
 
 /// Get-or-create the room's session and a token for the caller. Exactly one session per room,

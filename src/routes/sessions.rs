@@ -199,13 +199,7 @@ pub(crate) fn issue(
         .tokens
         .mint(&grant.for_session(session_id))
         .map_err(anyhow::Error::from)?;
-    let expires_at = i64::try_from(token.expires_at)
-        .ok()
-        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
-        .and_then(|at| {
-            at.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+    let expires_at = super::rfc3339_from_millis(i128::from(token.expires_at) * 1000)
         .ok_or_else(|| anyhow::anyhow!("token expiry out of range"))?;
     Ok((token.token, expires_at))
 }

@@ -164,29 +164,20 @@ impl TestApp {
         (status, response.json().await.unwrap())
     }
 
-    /// What the emulator recorded.
+    /// Every request the emulator received.
     pub(crate) async fn upstream_requests(&self) -> Vec<Value> {
-        let url = format!("{}/_emulator/requests", self.upstream);
-        self.client
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.emulator_list("requests").await
     }
 
+    /// Every session the emulator created.
     pub(crate) async fn upstream_sessions(&self) -> Vec<Value> {
-        let url = format!("{}/_emulator/sessions", self.upstream);
-        self.client
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.emulator_list("sessions").await
+    }
+
+    async fn emulator_list(&self, what: &str) -> Vec<Value> {
+        let url = format!("{}/_emulator/{what}", self.upstream);
+        let response = self.client.get(url).send().await.unwrap();
+        response.json().await.unwrap()
     }
 }
 
