@@ -3,20 +3,17 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use serde_json::{Value, json};
-use vonage_sessions::emulator::{
-    ApplicationKey, Emulator, EmulatorCredentials, Faults, LegacyProject,
-};
+use vonage_sessions::emulator::{Emulator, EmulatorCredentials, Faults};
 use vonage_sessions::video::session_id::{self, DecodedSessionId};
 
 const API_KEY: &str = "123456";
 const SECRET: &str = "1234567890abcdef1234567890abcdef1234567890";
 const APP_ID: &str = "00000000-0000-4000-8000-000000000000";
 const PRIVATE_PEM: &[u8] = include_bytes!("../fixtures/application_private_key.pem");
-const PUBLIC_PEM: &[u8] = include_bytes!("../fixtures/application_public_key.pem");
 
 /// One auth header to send, or none.
 type Auth = Option<(&'static str, String)>;
@@ -28,16 +25,7 @@ struct TestEmulator {
 
 /// Starts an emulator that knows both the legacy project and the application.
 async fn spawn(faults: Faults) -> TestEmulator {
-    let credentials = EmulatorCredentials {
-        legacy: Some(LegacyProject {
-            api_key: API_KEY.into(),
-            api_secret: SECRET.into(),
-        }),
-        application: Some(ApplicationKey {
-            application_id: APP_ID.into(),
-            public_key: DecodingKey::from_rsa_pem(PUBLIC_PEM).expect("fixture public key"),
-        }),
-    };
+    let credentials = crate::helpers::test_credentials();
     let addr = "127.0.0.1:0".parse().unwrap();
     let emulator = Emulator::bind(addr, credentials, faults).await.unwrap();
     let url = emulator.base_url();

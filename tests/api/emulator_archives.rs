@@ -4,19 +4,16 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
-use vonage_sessions::emulator::{
-    ApplicationKey, Emulator, EmulatorCredentials, Faults, LegacyProject,
-};
+use vonage_sessions::emulator::{Emulator, Faults};
 
 const API_KEY: &str = "123456";
 const SECRET: &str = "1234567890abcdef1234567890abcdef1234567890";
 const APP_ID: &str = "00000000-0000-4000-8000-000000000000";
 const PRIVATE_PEM: &[u8] = include_bytes!("../fixtures/application_private_key.pem");
-const PUBLIC_PEM: &[u8] = include_bytes!("../fixtures/application_public_key.pem");
 /// A well-formed session ID of API key 654321, which the emulator never created.
 const FOREIGN_SESSION_ID: &str =
     "1_MX42NTQzMjF-flNhdCBNYXIgMTUgMTQ6NDI6MjMgUERUIDIwMTR-MC40OTAxMzAyNX4";
@@ -77,16 +74,7 @@ struct TestEmulator {
 
 /// Starts an emulator knowing both credentials; `delay` before stopped archives are available.
 async fn spawn(delay: Duration) -> TestEmulator {
-    let credentials = EmulatorCredentials {
-        legacy: Some(LegacyProject {
-            api_key: API_KEY.into(),
-            api_secret: SECRET.into(),
-        }),
-        application: Some(ApplicationKey {
-            application_id: APP_ID.into(),
-            public_key: DecodingKey::from_rsa_pem(PUBLIC_PEM).unwrap(),
-        }),
-    };
+    let credentials = crate::helpers::test_credentials();
     let addr = "127.0.0.1:0".parse().unwrap();
     let emulator = Emulator::bind(addr, credentials, Faults::default())
         .await

@@ -57,9 +57,9 @@ impl Kind {
     }
 }
 
-/// The emulator accepting both kinds of test credentials.
-pub(crate) async fn spawn_emulator() -> String {
-    spawn_emulator_with(EmulatorCredentials {
+/// Both kinds of test credentials, as an emulator accepts them.
+pub(crate) fn test_credentials() -> EmulatorCredentials {
+    EmulatorCredentials {
         legacy: Some(LegacyProject {
             api_key: API_KEY.into(),
             api_secret: SecretString::from(API_SECRET),
@@ -68,8 +68,12 @@ pub(crate) async fn spawn_emulator() -> String {
             application_id: APPLICATION_ID.into(),
             public_key: DecodingKey::from_rsa_pem(PUBLIC_KEY.as_bytes()).unwrap(),
         }),
-    })
-    .await
+    }
+}
+
+/// The emulator accepting both kinds of test credentials.
+pub(crate) async fn spawn_emulator() -> String {
+    spawn_emulator_with(test_credentials()).await
 }
 
 pub(crate) async fn spawn_emulator_with(credentials: EmulatorCredentials) -> String {
