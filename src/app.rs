@@ -10,25 +10,21 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, Request};
-use axum::http::{HeaderValue, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::auth::AuthPolicy;
-use crate::auth::cors::{self, CorsPolicy};
 use crate::config::{Config, RoomStoreKind};
-use crate::error::{self, ApiError};
+use crate::error::ApiError;
+use crate::front::FrontLayer;
 use crate::rooms::memory::MemoryStore;
 use crate::rooms::redis_store::RedisStore;
 use crate::rooms::store::RoomStore;
 use crate::rooms::{RoomSettings, Rooms};
 use crate::server::{self, ServeSettings};
-use crate::telemetry::{self, REQUEST_ID};
 use crate::video::resilience::RetryPolicy;
 use crate::video::{ClientSettings, Credentials, TokenIssuer, VideoClient};
 
@@ -199,28 +195,6 @@ impl App {
     }
 }
 
-/// Middleware: at most `server.max_in_flight` requests at once; the rest get a fast 503
-/// rather than a queue that grows memory and latency. Probes are never shed, so an overloaded
-/// replica is not restarted for being busy.
-async fn shed_load(
-    in_flight: Arc<tokio::sync::Semaphore>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let probe = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .is_some_and(|path| crate::routes::is_probe(path.as_str()));
-    if probe {
-        return next.run(request).await;
-    }
-    let Ok(_permit) = in_flight.try_acquire_owned() else {
-        metrics::counter!("load_shed_total", "limit" => "in_flight").increment(1);
-        return ApiError::Overloaded.into_response();
-    };
-    next.run(request).await
-}
-
 fn room_store(config: &Config) -> anyhow::Result<Arc<dyn RoomStore>> {
     Ok(match config.rooms.store {
         RoomStoreKind::Memory => Arc::new(MemoryStore::new()),
@@ -240,10 +214,9 @@ fn room_settings(config: &Config) -> RoomSettings {
     }
 }
 
-/// The middleware, outermost first: request ID (sanitised, generated, echoed), access log,
-/// request ID in problem bodies, `Connection: close` while draining, panics to 500, the
-/// request deadline, and the body limit. Panics and timeouts sit inside `problem_layer` so their
-/// problems get the request ID too.
+/// The middleware, outermost first: the front of every request (request ID, metrics, access
+/// log, CORS, load shedding, deadline, problem request IDs, draining; see `front`), panics to
+/// 500 problems (inside the front, so they get the request ID too), and the body limit.
 fn middleware_stack(
     config: &Config,
     readiness: Readiness,
@@ -260,46 +233,11 @@ fn middleware_stack(
                  + 'static,
 > + Clone
 + use<> {
-    let request_timeout = config.request_timeout();
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(config.server.max_in_flight));
     ServiceBuilder::new()
-        .layer(middleware::from_fn(telemetry::sanitize_request_id))
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-        .layer(middleware::from_fn(crate::metrics::track_http))
-        .layer(middleware::from_fn(telemetry::access_log))
-        // Preflights are answered here, before load shedding and auth; see `auth::cors`.
-        .layer(middleware::from_fn_with_state(
-            CorsPolicy::new(&config.cors),
-            cors::apply,
-        ))
-        .layer(middleware::from_fn(error::problem_layer))
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
-            shed_load(in_flight.clone(), request, next)
-        }))
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
-            let readiness = readiness.clone();
-            async move {
-                let mut response = next.run(request).await;
-                if readiness.is_draining() {
-                    response
-                        .headers_mut()
-                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                }
-                response
-            }
-        }))
+        .layer(FrontLayer::new(config, readiness))
         .layer(CatchPanicLayer::custom(
             |_panic: Box<dyn std::any::Any + Send>| {
                 ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
-            },
-        ))
-        .layer(middleware::from_fn(
-            move |request: Request, next: Next| async move {
-                match tokio::time::timeout(request_timeout, next.run(request)).await {
-                    Ok(response) => response,
-                    Err(_) => ApiError::Timeout.into_response(),
-                }
             },
         ))
         .layer(DefaultBodyLimit::max(config.server.body_limit_bytes))

@@ -1,5 +1,5 @@
 //! The HTTP error type: every failure becomes RFC 9457 `application/problem+json` with a stable
-//! machine `code` (PRODUCT §6) in one exhaustive match. `problem_layer` adds the request ID.
+//! machine `code` (PRODUCT §6) in one exhaustive match. `front` adds the request ID.
 //! Also the JSON body extractor, so malformed bodies are problems too.
 
 use std::time::Duration;
@@ -7,7 +7,6 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -301,7 +300,7 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited(limited) => response.headers_mut().extend(limited.headers()),
             _ => {}
         }
-        // `problem_layer` re-renders the body with the request ID.
+        // `front` re-renders the body with the request ID.
         response.extensions_mut().insert(problem);
         response
     }
@@ -320,24 +319,17 @@ fn problem_response(status: StatusCode, problem: &Problem) -> Response {
         .into_response()
 }
 
-/// Middleware: puts the request's `x-request-id` into every problem body.
-pub async fn problem_layer(request: Request, next: Next) -> Response {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let mut response = next.run(request).await;
-    if let (Some(mut problem), Some(request_id)) =
-        (response.extensions_mut().remove::<Problem>(), request_id)
-    {
-        problem.request_id = Some(request_id);
-        let (mut parts, _) = response.into_parts();
-        let rendered = problem_response(parts.status, &problem);
-        parts.headers.remove(header::CONTENT_LENGTH);
-        response = Response::from_parts(parts, rendered.into_body());
-    }
-    response
+/// Re-renders a problem response with the request's ID in its body (see `front`).
+pub(crate) fn with_request_id(
+    response: Response,
+    mut problem: Problem,
+    request_id: &str,
+) -> Response {
+    problem.request_id = Some(request_id.to_owned());
+    let (mut parts, _) = response.into_parts();
+    let rendered = problem_response(parts.status, &problem);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, rendered.into_body())
 }
 
 /// A JSON body that may be absent: no body (or `{}`) means `T::default()`. Errors are

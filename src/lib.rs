@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod emulator;
 pub mod error;
+pub mod front;
 pub mod metrics;
 pub mod rooms;
 pub mod routes;

@@ -1,5 +1,5 @@
 //! Prometheus metrics through the `metrics` facade: the recorder (installed once per process,
-//! as the facade requires), the names, and the HTTP middleware that counts requests.
+//! as the facade requires) and the names. `front` counts the HTTP requests.
 //!
 //! Names: `http_requests_total`, `http_request_duration_seconds`, `http_requests_in_flight`,
 //! `vonage_calls_total`, `vonage_call_duration_seconds`, `vonage_retries_total`,
@@ -7,13 +7,8 @@
 //! `room_claim_contention_total`, `room_store_errors_total`, `load_shed_total`,
 //! `rate_limited_total`, `build_info`.
 
-use std::sync::OnceLock;
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
 
 /// Latency buckets, seconds: sub-millisecond to the longest Vonage deadline.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -108,41 +103,4 @@ fn describe() {
         "build_info",
         "Always 1; the version label says which build is running"
     );
-}
-
-/// Middleware: counts and times every request by matched route (never the raw path, which
-/// would give every session ID its own series).
-pub async fn track_http(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let in_flight = InFlight::enter();
-    let response = next.run(request).await;
-    drop(in_flight);
-    let status = response.status().as_u16().to_string();
-    let labels = [("route", route), ("method", method), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
-    response
-}
-
-/// Counts a request in flight until dropped, so a cancelled request (the client went away)
-/// is counted out too.
-struct InFlight;
-
-impl InFlight {
-    fn enter() -> Self {
-        metrics::gauge!("http_requests_in_flight").increment(1.0);
-        InFlight
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        metrics::gauge!("http_requests_in_flight").decrement(1.0);
-    }
 }

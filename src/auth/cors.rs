@@ -11,11 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware::Next;
-use axum::response::Response;
-use tower::{Layer as _, ServiceExt as _};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::CorsConfig;
@@ -57,8 +54,7 @@ impl Origins {
     }
 }
 
-/// The CORS policy of `[cors]`: apply it with
-/// `axum::middleware::from_fn_with_state(policy, auth::cors::apply)`.
+/// The CORS policy of `[cors]`, applied by `front`.
 #[derive(Debug, Clone, Default)]
 pub struct CorsPolicy(Option<Arc<(Origins, CorsLayer)>>);
 
@@ -140,20 +136,13 @@ impl CorsPolicy {
     }
 }
 
-/// Middleware: requests from allowed origins go through tower-http's `CorsLayer`; all others
-/// (no `Origin`, an origin not on the list, probes) go straight to the service.
-pub async fn apply(State(policy): State<CorsPolicy>, request: Request, next: Next) -> Response {
-    let inner = match (&policy.0, request.headers().get(header::ORIGIN)) {
-        (Some(inner), Some(origin))
-            if inner.0.allows(origin) && !is_outside_cors(request.uri().path()) =>
-        {
-            inner
-        }
-        _ => return next.run(request).await,
-    };
-    match inner.1.layer(next).oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
+impl CorsPolicy {
+    /// The CORS layer for `request` when it comes from an allowed origin; `None` (the request
+    /// bypasses CORS) without `Origin`, from any other origin, and for probes and `/metrics`.
+    pub fn layer_for(&self, request: &Request) -> Option<&CorsLayer> {
+        let (origins, layer) = self.0.as_deref()?;
+        let origin = request.headers().get(header::ORIGIN)?;
+        (origins.allows(origin) && !is_outside_cors(request.uri().path())).then_some(layer)
     }
 }
 
