@@ -49,16 +49,16 @@ pub fn decode(session_id: &str) -> Result<DecodedSessionId, SessionIdError> {
     if bytes.len() < 3 || bytes.len() > MAX_LEN || !bytes[0].is_ascii_digit() || bytes[1] != b'_' {
         return Err(SessionIdError::Malformed);
     }
-    let payload: String = session_id[2..]
-        .chars()
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
+    let payload: Vec<u8> = bytes[2..]
+        .iter()
+        .map(|&b| match b {
+            b'+' => b'-',
+            b'/' => b'_',
             other => other,
         })
         .collect();
     let raw = LENIENT
-        .decode(payload.as_bytes())
+        .decode(&payload)
         .map_err(|_| SessionIdError::Undecodable)?;
     let text = String::from_utf8(raw).map_err(|_| SessionIdError::Undecodable)?;
     let fields: Vec<&str> = text.split('~').collect();
