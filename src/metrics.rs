@@ -8,7 +8,8 @@
 //! `rate_limited_total`, `build_info`.
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, PoisonError, RwLock};
 
 /// Latency buckets, seconds: sub-millisecond to the longest Vonage deadline.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -37,6 +38,44 @@ pub fn install() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// The handles of one metric family whose label values are `&'static str`s, looked up in the
+/// recorder once per set of values rather than on every event (a `counter!` with labels builds,
+/// hashes and compares its key in the recorder each time). For families on the hot path.
+pub struct Cached<const N: usize, H> {
+    make: fn([&'static str; N]) -> H,
+    handles: RwLock<HashMap<[&'static str; N], H>>,
+}
+
+impl<const N: usize, H: Clone> Cached<N, H> {
+    /// `make` registers the series of one set of label values. The recorder is installed first,
+    /// so no handle taken here is a no-op one.
+    pub fn new(make: fn([&'static str; N]) -> H) -> Self {
+        install();
+        Self {
+            make,
+            handles: RwLock::default(),
+        }
+    }
+
+    /// The handles for these label values.
+    pub fn get(&self, values: [&'static str; N]) -> H {
+        let known = self
+            .handles
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&values)
+            .cloned();
+        known.unwrap_or_else(|| {
+            self.handles
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(values)
+                .or_insert_with(|| (self.make)(values))
+                .clone()
+        })
+    }
 }
 
 /// Drains histogram samples into their buckets every few seconds. Without it the recorder keeps
@@ -103,4 +142,28 @@ fn describe() {
         "build_info",
         "Always 1; the version label says which build is running"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_handles_count_into_the_installed_recorder() {
+        let family = Cached::new(
+            |[flavour]| metrics::counter!("cached_handles_test_total", "flavour" => flavour),
+        );
+        family.get(["sweet"]).increment(2);
+        family.get(["sweet"]).increment(1);
+        family.get(["sour"]).increment(1);
+        let rendered = install().render();
+        assert!(
+            rendered.contains("cached_handles_test_total{flavour=\"sweet\"} 3"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("cached_handles_test_total{flavour=\"sour\"} 1"),
+            "{rendered}"
+        );
+    }
 }

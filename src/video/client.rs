@@ -2,7 +2,7 @@
 //! total timeouts, a fresh auth JWT per call, and tolerant parsing of what comes back.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -13,6 +13,7 @@ use url::Url;
 use super::credentials::{Credentials, CredentialsError};
 use super::options::SessionOptions;
 use super::resilience::{CircuitBreaker, RetryPolicy, is_outage, is_retryable};
+use crate::metrics::Cached;
 
 /// Connection settings for the Video API.
 #[derive(Debug, Clone)]
@@ -141,6 +142,17 @@ struct Guard {
     calls: tokio::sync::Semaphore,
 }
 
+/// `vonage_calls_total` and `vonage_call_duration_seconds`, by operation and outcome.
+static CALLS: LazyLock<Cached<2, (metrics::Counter, metrics::Histogram)>> = LazyLock::new(|| {
+    Cached::new(|[operation, outcome]| {
+        let labels = [("operation", operation), ("outcome", outcome)];
+        (
+            metrics::counter!("vonage_calls_total", &labels),
+            metrics::histogram!("vonage_call_duration_seconds", &labels),
+        )
+    })
+});
+
 impl VideoClient {
     /// Builds the one HTTP client the service uses for Vonage.
     pub fn new(
@@ -238,10 +250,9 @@ impl VideoClient {
             Ok(_) => "ok",
             Err(error) => error.outcome(),
         };
-        let labels = [("operation", operation), ("outcome", outcome)];
-        metrics::counter!("vonage_calls_total", &labels).increment(1);
-        metrics::histogram!("vonage_call_duration_seconds", &labels)
-            .record(started.elapsed().as_secs_f64());
+        let (calls, duration) = CALLS.get([operation, outcome]);
+        calls.increment(1);
+        duration.record(started.elapsed().as_secs_f64());
         result
     }
 
