@@ -78,11 +78,13 @@ impl<const N: usize, H: Clone> Cached<N, H> {
     }
 }
 
-/// Drains histogram samples into their buckets every few seconds. Without it the recorder keeps
-/// every sample until `/metrics` is scraped, so an unscraped service grows without bound.
+/// Drains histogram samples into their buckets every second. Without it the recorder keeps
+/// every sample until `/metrics` is scraped, so an unscraped service grows without bound; and
+/// what it holds between drains (8 bytes per sample and histogram, two histograms per
+/// `POST /sessions`) is part of the peak RSS: at 8k req/s a 5 s period held about 1 MB more.
 pub fn spawn_upkeep(handle: PrometheusHandle) {
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
