@@ -1,0 +1,234 @@
+//! The sections of `config/default.toml`, one struct each.
+
+use std::net::SocketAddr;
+
+use jsonwebtoken::Algorithm;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::auth::Scope;
+use crate::video::{LegacyTokenFormat, Role};
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// End-to-end limit for one request.
+    pub request_timeout_ms: u64,
+    /// Largest request body accepted.
+    pub body_limit_bytes: usize,
+    /// How long `/readyz` reports draining before the listener closes.
+    pub drain_delay_ms: u64,
+    /// How long in-flight requests may take to finish after the listener closes.
+    pub shutdown_timeout_ms: u64,
+    /// Most requests served at once.
+    pub max_in_flight: usize,
+    /// Header read (and idle keep-alive) timeout.
+    pub header_read_timeout_ms: u64,
+}
+
+/// `[video]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoConfig {
+    /// Base URL; empty means the default for the credential kind.
+    pub api_url: String,
+    /// Connect timeout for Vonage calls.
+    pub connect_timeout_ms: u64,
+    /// Timeout of one attempt.
+    pub timeout_ms: u64,
+    /// Deadline of a whole call, retries included.
+    pub request_deadline_ms: u64,
+    /// Retries of transient failures.
+    pub max_retries: u32,
+    /// First backoff.
+    pub retry_base_ms: u64,
+    /// Longest backoff.
+    pub retry_max_ms: u64,
+    /// Most concurrent Vonage calls.
+    pub max_concurrent_calls: usize,
+    /// Consecutive failures that open the breaker.
+    pub breaker_failure_threshold: u32,
+    /// How long the breaker stays open.
+    pub breaker_open_ms: u64,
+}
+
+/// `[tokens]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Lifetime when the caller asks for none.
+    pub default_ttl_seconds: u64,
+    /// Longest lifetime granted.
+    pub max_ttl_seconds: u64,
+    /// Legacy token format.
+    pub legacy_format: LegacyTokenFormat,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How callers are authenticated.
+    pub mode: AuthMode,
+    /// Roles anonymous callers may ask for.
+    pub anonymous_roles: Vec<Role>,
+    /// Scopes every anonymous caller has.
+    pub anonymous_scopes: Vec<Scope>,
+    /// Required `iss` of bearer tokens (`mode = "jwt"`).
+    pub issuer: String,
+    /// Required `aud` of bearer tokens (`mode = "jwt"`).
+    pub audience: String,
+    /// The identity provider's JWKS URL.
+    pub jwks_url: String,
+    /// A PEM public key file, instead of a JWKS.
+    pub public_key_file: String,
+    /// Algorithms accepted from RSA keys.
+    pub rsa_algorithms: Vec<Algorithm>,
+    /// Algorithms accepted from EC keys.
+    pub ec_algorithms: Vec<Algorithm>,
+    /// Algorithms accepted from Ed25519 keys.
+    pub ed_algorithms: Vec<Algorithm>,
+    /// Algorithms accepted with the HS256 secret.
+    pub hmac_algorithms: Vec<Algorithm>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway_seconds: u64,
+    /// Claims read for scopes (space-separated string or array), all of them.
+    pub scope_claims: Vec<String>,
+    /// Claim holding the caller's display name.
+    pub name_claim: String,
+    /// Connect and total timeout of a JWKS fetch.
+    pub jwks_timeout_ms: u64,
+    /// How long fetched keys are used before a refresh.
+    pub jwks_cache_seconds: u64,
+    /// Least time between two JWKS fetches (unknown `kid`s cannot force more).
+    pub jwks_refresh_min_interval_ms: u64,
+    /// Proxies whose `X-Forwarded-For` is believed (IPs or CIDR ranges).
+    pub trusted_proxies: Vec<String>,
+    /// `VONAGE_SESSIONS_AUTH_HS256_SECRET[_FILE]` (env only; redacted from `Debug`).
+    #[serde(skip)]
+    pub hs256_secret: Option<SecretString>,
+    /// Contents of `public_key_file`, read at load.
+    #[serde(skip)]
+    pub public_key_pem: Option<String>,
+}
+
+/// `[rate_limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// Whether callers are rate limited at all.
+    pub enabled: bool,
+    /// Sustained rate of creating sessions and rooms, per caller.
+    pub create_per_minute: u32,
+    /// Burst of creations.
+    pub create_burst: u32,
+    /// Sustained rate of joins, tokens and other room calls, per caller.
+    pub join_per_minute: u32,
+    /// Burst of joins.
+    pub join_burst: u32,
+}
+
+/// `[cors]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Exact origins allowed (`scheme://host[:port]`, `scheme://host:*`, or `"*"` alone).
+    pub allowed_origins: Vec<String>,
+    /// Whether browsers may send credentials (cookies); never with `"*"`.
+    pub allow_credentials: bool,
+    /// How long browsers may cache a preflight answer.
+    pub max_age_seconds: u64,
+}
+
+/// `auth.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Not chosen yet: `serve` refuses to start.
+    #[serde(rename = "")]
+    Unset,
+    /// Anyone who reaches the service may call it.
+    Anonymous,
+    /// Callers present a bearer JWT from the app's identity provider.
+    Jwt,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Separate listen address for `/metrics`; empty means the main listener.
+    pub listen: String,
+}
+
+/// `[rooms]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomsConfig {
+    /// Which store maps rooms to sessions.
+    pub store: RoomStoreKind,
+    /// Redis URL (may hold a password: redacted from `Debug`).
+    pub redis_url: SecretString,
+    /// Prefix of Redis keys.
+    pub key_prefix: String,
+    /// Sliding TTL of a room.
+    pub ttl_seconds: u64,
+    /// Lifetime of a creation claim.
+    pub claim_ms: u64,
+    /// How long a joiner waits for another's claim.
+    pub join_wait_ms: u64,
+    /// Bound on each store call.
+    pub store_timeout_ms: u64,
+}
+
+/// `rooms.store`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomStoreKind {
+    /// In-process: one replica.
+    Memory,
+    /// Redis: many replicas.
+    Redis,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// Default `EnvFilter` directives when `RUST_LOG` is unset.
+    pub filter: String,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, coloured when on a terminal.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Vonage credentials as read from the environment; parsed by `video::Credentials`.
+#[derive(Debug, Clone)]
+pub enum CredentialSecrets {
+    /// `VONAGE_APPLICATION_ID` + `VONAGE_PRIVATE_KEY[_FILE]`.
+    Application {
+        /// The application ID.
+        application_id: String,
+        /// The PEM private key.
+        private_key: SecretString,
+    },
+    /// `OPENTOK_API_KEY` + `OPENTOK_API_SECRET[_FILE]`.
+    Legacy {
+        /// The API key.
+        api_key: String,
+        /// The API secret.
+        api_secret: SecretString,
+    },
+}

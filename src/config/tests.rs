@@ -1,0 +1,346 @@
+//! Loading, layering and validating configuration, and reading credentials from the environment.
+
+use super::*;
+use std::collections::HashMap;
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env = env_of(pairs);
+    let sources = Sources {
+        config_dir: PathBuf::from("config"),
+        env: &env,
+        process_env_overrides: false,
+    };
+    Config::load(&sources)
+}
+
+#[test]
+fn defaults_load_without_credentials_or_files() {
+    let config = load(&[]).unwrap();
+    assert_eq!(config.server.body_limit_bytes, 16384);
+    assert_eq!(config.auth.mode, AuthMode::Unset);
+    assert!(config.credentials.is_none());
+    assert_eq!(
+        config.video_base_url(true).as_str(),
+        "https://video.api.vonage.com/"
+    );
+    assert_eq!(
+        config.video_base_url(false).as_str(),
+        "https://api.opentok.com/"
+    );
+}
+
+#[test]
+fn production_overlay_applies() {
+    let config = load(&[("VONAGE_SESSIONS_ENV", "production")]).unwrap();
+    assert_eq!(config.log.format, LogFormat::Json);
+    assert!(
+        load(&[("VONAGE_SESSIONS_ENV", "nowhere")])
+            .unwrap_err()
+            .to_string()
+            .contains("nowhere.toml")
+    );
+}
+
+#[test]
+fn unknown_keys_are_rejected_and_named() {
+    let env = env_of(&[]);
+    let sources = Sources {
+        config_dir: PathBuf::from("config"),
+        env: &env,
+        process_env_overrides: false,
+    };
+    let figment = Config::figment(&sources)
+        .unwrap()
+        .merge(Toml::string("[server]\nlisten_port = 1"));
+    let error = Config::from_figment(figment, &env).unwrap_err().to_string();
+    assert!(error.contains("listen_port"), "{error}");
+}
+
+#[test]
+fn credentials_pick_exactly_one_kind() {
+    let legacy = load(&[
+        ("OPENTOK_API_KEY", "123456"),
+        ("OPENTOK_API_SECRET", " s3cret \n"),
+    ])
+    .unwrap();
+    let Some(CredentialSecrets::Legacy {
+        api_key,
+        api_secret,
+    }) = legacy.credentials
+    else {
+        panic!("legacy")
+    };
+    assert_eq!(api_key, "123456");
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&api_secret), "s3cret");
+
+    let both = load(&[
+        ("OPENTOK_API_KEY", "1"),
+        ("OPENTOK_API_SECRET", "s"),
+        ("VONAGE_APPLICATION_ID", "a"),
+    ]);
+    assert!(both.unwrap_err().to_string().contains("exactly one"));
+    let half = load(&[("VONAGE_APPLICATION_ID", "a")])
+        .unwrap_err()
+        .to_string();
+    assert!(half.starts_with("VONAGE_PRIVATE_KEY"), "{half}");
+    let twice = load(&[
+        ("OPENTOK_API_KEY", "1"),
+        ("OPENTOK_API_SECRET", "s"),
+        ("OPENTOK_API_SECRET_FILE", "/x"),
+    ]);
+    assert!(twice.unwrap_err().to_string().contains("not both"));
+}
+
+#[test]
+fn secrets_are_read_from_files_and_never_debug_printed() {
+    let config = load(&[
+        ("VONAGE_APPLICATION_ID", "app"),
+        (
+            "VONAGE_PRIVATE_KEY_FILE",
+            "tests/fixtures/application_private_key.pem",
+        ),
+    ])
+    .unwrap();
+    let printed = format!("{config:?}");
+    assert!(printed.contains("app"));
+    assert!(!printed.contains("PRIVATE KEY"), "{printed}");
+    let missing = load(&[
+        ("OPENTOK_API_KEY", "1"),
+        ("OPENTOK_API_SECRET_FILE", "/nonexistent"),
+    ]);
+    assert!(
+        missing
+            .unwrap_err()
+            .to_string()
+            .starts_with("OPENTOK_API_SECRET_FILE")
+    );
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    for (pairs, key) in [
+        (vec![("VIDEO_API_URL", "ftp://x")], "video.api_url"),
+        (vec![("VIDEO_API_URL", "not a url")], "video.api_url"),
+    ] {
+        let error = load(&pairs).unwrap_err().to_string();
+        assert!(error.starts_with(key), "{error}");
+    }
+}
+
+#[test]
+fn redis_rooms_need_a_redis_url_and_claims_outlive_vonage_calls() {
+    let env = env_of(&[]);
+    let sources = Sources {
+        config_dir: PathBuf::from("config"),
+        env: &env,
+        process_env_overrides: false,
+    };
+    let load_with = |toml: &str| {
+        let figment = Config::figment(&sources).unwrap().merge(Toml::string(toml));
+        Config::from_figment(figment, &env)
+    };
+    let missing = load_with("[rooms]\nstore = \"redis\"")
+        .unwrap_err()
+        .to_string();
+    assert!(missing.starts_with("rooms.redis_url"), "{missing}");
+    let secret_url = "[rooms]\nstore = \"redis\"\nredis_url = \"http://user:hunter2@x\"";
+    let wrong = load_with(secret_url).unwrap_err().to_string();
+    assert!(
+        wrong.starts_with("rooms.redis_url") && !wrong.contains("hunter2"),
+        "{wrong}"
+    );
+    let ok =
+        load_with("[rooms]\nstore = \"redis\"\nredis_url = \"redis://:hunter2@127.0.0.1:6379\"")
+            .unwrap();
+    assert!(
+        !format!("{ok:?}").contains("hunter2"),
+        "the Redis password is redacted"
+    );
+    let short = load_with("[rooms]\nclaim_ms = 1000")
+        .unwrap_err()
+        .to_string();
+    assert!(short.starts_with("rooms.claim_ms"), "{short}");
+}
+
+fn load_auth(toml: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env = env_of(pairs);
+    let sources = Sources {
+        config_dir: PathBuf::from("config"),
+        env: &env,
+        process_env_overrides: false,
+    };
+    let figment = Config::figment(&sources).unwrap().merge(Toml::string(toml));
+    Config::from_figment(figment, &env)
+}
+
+const HS256_SECRET: &str = "0123456789abcdef0123456789abcdef-hs256";
+
+#[test]
+fn jwt_mode_needs_issuer_audience_and_exactly_one_key_source() {
+    let jwt = "[auth]\nmode = \"jwt\"\nissuer = \"https://idp\"\naudience = \"api\"\n";
+    let secret = [("VONAGE_SESSIONS_AUTH_HS256_SECRET", HS256_SECRET)];
+    assert!(load_auth(jwt, &secret).is_ok());
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (jwt.into(), vec![], "auth.jwks_url"),
+        (
+            "[auth]\nmode = \"jwt\"\naudience = \"api\"".into(),
+            secret.to_vec(),
+            "auth.issuer",
+        ),
+        (
+            "[auth]\nmode = \"jwt\"\nissuer = \"i\"".into(),
+            secret.to_vec(),
+            "auth.audience",
+        ),
+        (
+            format!("{jwt}jwks_url = \"https://idp/jwks\""),
+            secret.to_vec(),
+            "auth.jwks_url",
+        ),
+        (
+            format!("{jwt}jwks_url = \"http://idp.example.com/jwks\""),
+            vec![],
+            "auth.jwks_url",
+        ),
+        (
+            format!("{jwt}public_key_file = \"/nonexistent.pem\""),
+            vec![],
+            "auth.public_key_file",
+        ),
+        (
+            format!("{jwt}public_key_file = \"Cargo.toml\""),
+            vec![],
+            "auth.public_key_file",
+        ),
+        (
+            jwt.into(),
+            vec![("VONAGE_SESSIONS_AUTH_HS256_SECRET", "short")],
+            "VONAGE_SESSIONS_AUTH_HS256_SECRET",
+        ),
+        (
+            format!("{jwt}rsa_algorithms = [\"HS256\"]"),
+            secret.to_vec(),
+            "auth.rsa_algorithms",
+        ),
+        (
+            format!("{jwt}hmac_algorithms = [\"RS256\"]"),
+            secret.to_vec(),
+            "auth.hmac_algorithms",
+        ),
+        (
+            format!("{jwt}rsa_algorithms = [\"none\"]"),
+            secret.to_vec(),
+            "rsa_algorithms",
+        ),
+        (
+            format!("{jwt}trusted_proxies = [\"10.0.0.0/99\"]"),
+            secret.to_vec(),
+            "auth.trusted_proxies",
+        ),
+        (
+            format!("{jwt}anonymous_scopes = [\"video:everything\"]"),
+            secret.to_vec(),
+            "anonymous_scopes",
+        ),
+        (
+            format!("{jwt}hs256_secret = \"x\""),
+            secret.to_vec(),
+            "hs256_secret",
+        ),
+    ];
+    for (toml, env, key) in cases {
+        let error = load_auth(&toml, &env).unwrap_err().to_string();
+        assert!(error.contains(key), "{toml} {env:?}: {error}");
+    }
+    let key_file = format!("{jwt}public_key_file = \"tests/fixtures/idp_second_public_key.pem\"");
+    let config = load_auth(&key_file, &[]).unwrap();
+    assert!(config.auth.public_key_pem.unwrap().contains("PUBLIC KEY"));
+    let loopback = format!("{jwt}jwks_url = \"http://127.0.0.1:9/jwks\"");
+    assert!(load_auth(&loopback, &[]).is_ok());
+}
+
+#[test]
+fn the_hs256_secret_comes_from_env_or_a_file_and_is_never_debug_printed() {
+    let jwt = "[auth]\nmode = \"jwt\"\nissuer = \"https://idp\"\naudience = \"api\"\n";
+    let config = load_auth(jwt, &[("VONAGE_SESSIONS_AUTH_HS256_SECRET", HS256_SECRET)]).unwrap();
+    let secret = config.auth.hs256_secret.as_ref().unwrap();
+    assert_eq!(secrecy::ExposeSecret::expose_secret(secret), HS256_SECRET);
+    assert!(!format!("{config:?}").contains(HS256_SECRET));
+    assert!(!format!("{config:#?}").contains(HS256_SECRET));
+
+    let file = std::env::temp_dir().join(format!("hs256-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&file, format!("  {HS256_SECRET}\n")).unwrap();
+    let path = file.display().to_string();
+    let config = load_auth(
+        jwt,
+        &[("VONAGE_SESSIONS_AUTH_HS256_SECRET_FILE", path.as_str())],
+    )
+    .unwrap();
+    let secret = config.auth.hs256_secret.as_ref().unwrap();
+    assert_eq!(secrecy::ExposeSecret::expose_secret(secret), HS256_SECRET);
+    std::fs::remove_file(file).unwrap();
+}
+
+#[test]
+fn rate_limits_and_cors_values_name_their_key() {
+    let cases = [
+        (
+            "[rate_limits]\ncreate_burst = 0",
+            "rate_limits.create_burst",
+        ),
+        (
+            "[rate_limits]\njoin_per_minute = 0",
+            "rate_limits.join_per_minute",
+        ),
+        ("[rate_limits]\nper_hour = 5", "per_hour"),
+        (
+            "[cors]\nallowed_origins = [\"https://a.example/\"]",
+            "cors.allowed_origins",
+        ),
+        (
+            "[cors]\nallowed_origins = [\"*\", \"https://a.example\"]",
+            "cors.allowed_origins",
+        ),
+        (
+            "[cors]\nallowed_origins = [\"*\"]\nallow_credentials = true",
+            "cors.allow_credentials",
+        ),
+        ("[cors]\nallow_headers = []", "allow_headers"),
+    ];
+    for (toml, key) in cases {
+        let error = load_auth(toml, &[]).unwrap_err().to_string();
+        assert!(error.contains(key), "{toml}: {error}");
+    }
+    let ok = load_auth(
+        "[cors]\nallowed_origins = [\"https://a.example\", \"http://localhost:*\"]\nallow_credentials = true",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(ok.cors.allowed_origins.len(), 2);
+    let defaults = load(&[]).unwrap();
+    assert_eq!(
+        (
+            defaults.rate_limits.create_per_minute,
+            defaults.rate_limits.create_burst
+        ),
+        (60, 10)
+    );
+    assert_eq!(
+        (
+            defaults.rate_limits.join_per_minute,
+            defaults.rate_limits.join_burst
+        ),
+        (600, 60)
+    );
+    assert_eq!(defaults.auth.leeway_seconds, 60);
+    assert!(defaults.cors.allowed_origins.is_empty());
+}
