@@ -1,0 +1,301 @@
+//! The caller policy built from config: who the caller is (anonymous, or a verified bearer
+//! JWT), what they may do, and the token grant the server decides for them.
+
+use std::sync::Arc;
+
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::Serialize;
+
+use super::client_ip::TrustedProxies;
+use super::jwt::JwtVerifier;
+use super::{
+    Budget, Caller, CallerKey, Grant, Identity, MAX_DATA_CHARS, MAX_LAYOUT_CHARS, RateLimits,
+    Refusal, Scope, Scopes, TokenRequest,
+};
+use crate::config::{AuthMode, Config, ConfigError, TOKEN_TTL_HARD_CAP_SECONDS};
+use crate::error::ApiError;
+use crate::video::Role;
+
+enum Mode {
+    Anonymous,
+    Jwt(JwtVerifier),
+}
+
+struct Policy {
+    mode: Mode,
+    anonymous_scopes: Scopes,
+    anonymous_roles: Arc<[Role]>,
+    jwt_roles: Arc<[Role]>,
+    jwt_moderator_roles: Arc<[Role]>,
+    default_ttl_seconds: u64,
+    max_ttl_seconds: u64,
+    trusted_proxies: TrustedProxies,
+    limits: Option<RateLimits>,
+}
+
+/// Caller policy built from config, shared by every request. Cheap to clone.
+#[derive(Clone)]
+pub struct AuthPolicy(Arc<Policy>);
+
+impl std::fmt::Debug for AuthPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match &self.0.mode {
+            Mode::Anonymous => "anonymous",
+            Mode::Jwt(_) => "jwt",
+        };
+        f.debug_struct("AuthPolicy")
+            .field("mode", &mode)
+            .field("anonymous_scopes", &self.0.anonymous_scopes)
+            .field("limits", &self.0.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Roles any caller may have; `moderator` needs `video:moderate`.
+const BASE_ROLES: [Role; 3] = [Role::Publisher, Role::Subscriber, Role::PublisherOnly];
+
+impl AuthPolicy {
+    /// Builds the policy from a validated config. `auth.mode` must have been chosen (`serve`
+    /// checks it first). With a JWKS URL, starts fetching the keys in the background.
+    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+        let auth = &config.auth;
+        let mode = match auth.mode {
+            AuthMode::Jwt => {
+                let verifier = JwtVerifier::new(auth)?;
+                verifier.prefetch();
+                Mode::Jwt(verifier)
+            }
+            AuthMode::Anonymous | AuthMode::Unset => Mode::Anonymous,
+        };
+        let anonymous_scopes: Scopes = auth.anonymous_scopes.iter().copied().collect();
+        let mut anonymous_roles = auth.anonymous_roles.clone();
+        if anonymous_scopes.contains(Scope::Moderate) && !anonymous_roles.contains(&Role::Moderator)
+        {
+            anonymous_roles.push(Role::Moderator);
+        }
+        let trusted_proxies = TrustedProxies::parse(&auth.trusted_proxies).map_err(|message| {
+            ConfigError::Invalid {
+                key: "auth.trusted_proxies".into(),
+                message,
+            }
+        })?;
+        Ok(Self(Arc::new(Policy {
+            mode,
+            anonymous_scopes,
+            anonymous_roles: anonymous_roles.into(),
+            jwt_roles: BASE_ROLES.to_vec().into(),
+            jwt_moderator_roles: [BASE_ROLES.as_slice(), &[Role::Moderator]].concat().into(),
+            default_ttl_seconds: config
+                .tokens
+                .default_ttl_seconds
+                .min(config.tokens.max_ttl_seconds),
+            max_ttl_seconds: config.tokens.max_ttl_seconds,
+            trusted_proxies,
+            limits: RateLimits::new(&config.rate_limits),
+        })))
+    }
+
+    /// Identifies the caller of a request: anonymous, or the bearer of a valid token. A missing
+    /// token is a 401 with `WWW-Authenticate: Bearer`; a refused one a 401 with
+    /// `error="invalid_token"`. The reason is logged, never answered.
+    pub async fn authenticate(&self, parts: &Parts) -> Result<Caller, ApiError> {
+        let policy = &self.0;
+        let ip = policy.trusted_proxies.client_ip(parts);
+        let verifier = match &policy.mode {
+            Mode::Anonymous => {
+                return Ok(Caller {
+                    identity: None,
+                    scopes: policy.anonymous_scopes,
+                    allowed_roles: policy.anonymous_roles.clone(),
+                    key: CallerKey::from_ip(ip),
+                });
+            }
+            Mode::Jwt(verifier) => verifier,
+        };
+        let token = match bearer_token(parts) {
+            BearerToken::Present(token) => token,
+            BearerToken::Absent => {
+                tracing::debug!(client.ip = %ip, "no bearer token");
+                return Err(ApiError::Unauthenticated {
+                    invalid_token: false,
+                });
+            }
+            BearerToken::Malformed => {
+                tracing::info!(client.ip = %ip, auth.reason = "malformed Authorization header", "caller refused");
+                return Err(ApiError::Unauthenticated {
+                    invalid_token: true,
+                });
+            }
+        };
+        let verified = verifier.verify(token).await.map_err(|reason| {
+            tracing::info!(client.ip = %ip, auth.reason = %reason, "caller refused");
+            ApiError::Unauthenticated {
+                invalid_token: true,
+            }
+        })?;
+        let allowed_roles = if verified.scopes.contains(Scope::Moderate) {
+            policy.jwt_moderator_roles.clone()
+        } else {
+            policy.jwt_roles.clone()
+        };
+        Ok(Caller {
+            key: CallerKey::Subject(verified.subject.as_str().into()),
+            identity: Some(Arc::new(Identity {
+                subject: verified.subject,
+                name: verified.name,
+            })),
+            scopes: verified.scopes,
+            allowed_roles,
+        })
+    }
+
+    /// Checks that `caller` holds `scope`, then spends one call of the matching budget
+    /// (creating: the create budget; everything else: the join budget).
+    pub fn authorize(&self, caller: &Caller, scope: Scope) -> Result<(), Refusal> {
+        if !caller.scopes.contains(scope) {
+            return Err(Refusal::MissingScope(scope));
+        }
+        let Some(limits) = &self.0.limits else {
+            return Ok(());
+        };
+        let budget = match scope {
+            Scope::Create => Budget::Create,
+            Scope::Join | Scope::Moderate | Scope::Admin => Budget::Join,
+        };
+        limits
+            .check(&caller.key, budget)
+            .map_err(Refusal::RateLimited)
+    }
+
+    /// Validates `request` for `caller`; field names in errors start with `prefix`.
+    pub fn grant(
+        &self,
+        caller: &Caller,
+        request: &TokenRequest,
+        prefix: &str,
+    ) -> Result<Grant, ApiError> {
+        let field = |name: &str| {
+            if prefix.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{prefix}.{name}")
+            }
+        };
+        let role = request.role.unwrap_or_default();
+        if !caller.allowed_roles.contains(&role) {
+            return Err(ApiError::RoleNotAllowed(role));
+        }
+        let ttl_seconds = match request.ttl_seconds {
+            None => self.0.default_ttl_seconds,
+            Some(ttl) if (1..=TOKEN_TTL_HARD_CAP_SECONDS).contains(&ttl) => {
+                ttl.min(self.0.max_ttl_seconds)
+            }
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    field("ttlSeconds"),
+                    "must be between 1 and 2592000 (30 days)",
+                ));
+            }
+        };
+        if let Some(data) = &request.data
+            && data.chars().count() > MAX_DATA_CHARS
+        {
+            return Err(ApiError::invalid(
+                field("data"),
+                "must be at most 1000 characters",
+            ));
+        }
+        let data = match caller.identity() {
+            None => request.data.clone(),
+            Some(identity) => {
+                let bound = bind_identity(identity, request.data.as_deref());
+                if bound.chars().count() > MAX_DATA_CHARS {
+                    return Err(ApiError::invalid(
+                        field("data"),
+                        "with the caller's identity ({\"sub\",\"name\",\"data\"}) the connection data must be at most 1000 characters",
+                    ));
+                }
+                Some(bound)
+            }
+        };
+        let classes = request
+            .initial_layout_class_list
+            .clone()
+            .unwrap_or_default();
+        if classes
+            .iter()
+            .any(|class| class.is_empty() || class.chars().any(char::is_whitespace))
+        {
+            return Err(ApiError::invalid(
+                field("initialLayoutClassList"),
+                "classes must be non-empty and contain no whitespace",
+            ));
+        }
+        let joined: usize = classes.iter().map(|c| c.chars().count()).sum::<usize>()
+            + classes.len().saturating_sub(1);
+        if joined > MAX_LAYOUT_CHARS {
+            return Err(ApiError::invalid(
+                field("initialLayoutClassList"),
+                "must be at most 1000 characters joined",
+            ));
+        }
+        Ok(Grant {
+            role,
+            ttl_seconds,
+            data,
+            initial_layout_class_list: classes,
+        })
+    }
+}
+
+/// The connection data of a JWT caller's token: who they are, as the server verified it, and
+/// the client's own data, nested so it cannot impersonate anyone.
+fn bind_identity(identity: &Identity, data: Option<&str>) -> String {
+    #[derive(Serialize)]
+    struct Bound<'a> {
+        sub: &'a str,
+        name: Option<&'a str>,
+        data: Option<&'a str>,
+    }
+    serde_json::to_string(&Bound {
+        sub: &identity.subject,
+        name: identity.name.as_deref(),
+        data,
+    })
+    .unwrap_or_default()
+}
+
+enum BearerToken<'a> {
+    Present(&'a str),
+    Absent,
+    Malformed,
+}
+
+/// The `Authorization: Bearer` token. Another scheme counts as no bearer token.
+fn bearer_token(parts: &Parts) -> BearerToken<'_> {
+    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return if parts.headers.contains_key(header::AUTHORIZATION) {
+            BearerToken::Malformed
+        } else {
+            BearerToken::Absent
+        };
+    };
+    let Ok(value) = value.to_str() else {
+        return BearerToken::Malformed;
+    };
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return BearerToken::Absent;
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        BearerToken::Malformed
+    } else {
+        BearerToken::Present(token)
+    }
+}
+
+#[cfg(test)]
+mod tests;
