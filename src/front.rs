@@ -120,11 +120,11 @@ where
     let in_flight = InFlight::enter(&shared.metrics.in_flight);
     let mut response = match shared.cors.layer_for(&request) {
         Some(cors) => {
-            let core = Core {
-                inner,
-                shared: shared.clone(),
-                probe,
-            };
+            let shared = &shared;
+            let core = tower::service_fn(move |request| {
+                let inner = inner.clone();
+                async move { Ok::<_, Infallible>(core(inner, shared, probe, request).await) }
+            });
             match cors.layer(core).oneshot(request).await {
                 Ok(response) => response,
                 Err(never) => match never {},
@@ -190,38 +190,6 @@ where
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
-}
-
-/// [`core`] as a service, for the CORS layer to wrap.
-#[derive(Clone)]
-struct Core<S> {
-    inner: S,
-    shared: Arc<Shared>,
-    probe: bool,
-}
-
-impl<S> Service<Request> for Core<S>
-where
-    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let Core {
-            inner,
-            shared,
-            probe,
-        } = self.clone();
-        Box::pin(async move { Ok(core(inner, &shared, probe, request).await) })
-    }
 }
 
 /// The caller's request ID when sane, else a new one, set on the request for what follows.
