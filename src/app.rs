@@ -4,12 +4,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef, Request};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -25,57 +24,9 @@ use crate::rooms::redis_store::RedisStore;
 use crate::rooms::store::RoomStore;
 use crate::rooms::{RoomSettings, Rooms};
 use crate::server::{self, ServeSettings};
+use crate::state::{AppState, Handles, Readiness};
 use crate::video::resilience::RetryPolicy;
 use crate::video::{ClientSettings, Credentials, TokenIssuer, VideoClient};
-
-/// Shared handles available to every handler. Extractors clone the state for every request,
-/// so it is one `Arc` (a clone of the fields themselves would touch a dozen reference counts).
-#[derive(Clone)]
-pub struct AppState(Arc<Handles>);
-
-impl std::ops::Deref for AppState {
-    type Target = Handles;
-
-    fn deref(&self) -> &Handles {
-        &self.0
-    }
-}
-
-/// What `AppState` shares.
-pub struct Handles {
-    /// The Vonage Video API client.
-    pub video: VideoClient,
-    /// Client-token minting with our credentials.
-    pub tokens: TokenIssuer,
-    /// Caller policy.
-    pub auth: AuthPolicy,
-    /// Named rooms.
-    pub rooms: Rooms,
-    /// Draining flag for `/readyz`.
-    pub readiness: Readiness,
-}
-
-impl FromRef<AppState> for AuthPolicy {
-    fn from_ref(state: &AppState) -> Self {
-        state.auth.clone()
-    }
-}
-
-/// Whether the service is draining (set on SIGTERM, before the listener closes).
-#[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
-
-impl Readiness {
-    /// True once shutdown has begun.
-    pub fn is_draining(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// Marks the service as draining.
-    pub fn start_draining(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
 
 /// A bound, ready-to-run service.
 pub struct App {

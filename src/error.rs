@@ -1,5 +1,6 @@
 //! The HTTP error type: every failure becomes RFC 9457 `application/problem+json` with a stable
-//! machine `code` (PRODUCT §6) in one exhaustive match. `front` adds the request ID.
+//! machine `code` (PRODUCT §6) in one exhaustive match, rendered once, with the request ID that
+//! `front` puts in scope for the request ([`with_request_id`]).
 //! Also the JSON body extractor, so malformed bodies are problems too.
 
 use std::time::Duration;
@@ -214,14 +215,12 @@ impl ApiError {
 impl From<ArchiveError> for ApiError {
     fn from(error: ArchiveError) -> Self {
         match error {
-            ArchiveError::Conflict(message) => {
-                tracing::info!(vonage.message = %message, "Vonage refused an archive state change");
-                // Vonage's wording is informative and holds no secret, but it stays in the log:
-                // the caller gets our own stable description.
-                ApiError::ArchiveConflict(
-                    "the session is relayed, already being recorded, or the archive is not recording".to_owned(),
-                )
-            }
+            // Vonage's wording (logged by `video::archives` where it is found) holds no secret,
+            // but the caller gets our own stable description.
+            ArchiveError::Conflict(_) => ApiError::ArchiveConflict(
+                "the session is relayed, already being recorded, or the archive is not recording"
+                    .to_owned(),
+            ),
             ArchiveError::NotFound => ApiError::ArchiveNotFound,
             ArchiveError::SessionNotFound => ApiError::SessionNotFound,
             ArchiveError::SessionNotActive => ApiError::SessionNotActive,
@@ -234,10 +233,8 @@ impl From<RoomError> for ApiError {
     fn from(error: RoomError) -> Self {
         match error {
             RoomError::Busy => ApiError::RoomBusy,
-            RoomError::Store(error) => {
-                tracing::error!(error = %error, "room store failed");
-                ApiError::StoreUnavailable
-            }
+            // Logged by `rooms` where it happens.
+            RoomError::Store(_) => ApiError::StoreUnavailable,
             RoomError::Upstream(error) => ApiError::Upstream(error),
             RoomError::Refused(refusal) => refusal.into(),
         }
@@ -276,7 +273,7 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail: self.detail(),
             code: code.to_owned(),
-            request_id: None,
+            request_id: REQUEST_ID.try_with(|id| id.to_string()).ok(),
         };
         let mut response = problem_response(status, &problem);
         if let Some(after) = self.retry_after() {
@@ -300,10 +297,22 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited(limited) => response.headers_mut().extend(limited.headers()),
             _ => {}
         }
-        // `front` re-renders the body with the request ID.
-        response.extensions_mut().insert(problem);
         response
     }
+}
+
+tokio::task_local! {
+    /// The ID of the request being handled, set by `front` around everything below it.
+    static REQUEST_ID: Box<str>;
+}
+
+/// Runs `handling` (a request's handling, in `front`) with `request_id` in scope, so that every
+/// problem rendered meanwhile carries it.
+pub(crate) async fn with_request_id<F: std::future::Future>(
+    request_id: Box<str>,
+    handling: F,
+) -> F::Output {
+    REQUEST_ID.scope(request_id, handling).await
 }
 
 fn problem_response(status: StatusCode, problem: &Problem) -> Response {
@@ -319,20 +328,7 @@ fn problem_response(status: StatusCode, problem: &Problem) -> Response {
         .into_response()
 }
 
-/// Re-renders a problem response with the request's ID in its body (see `front`).
-pub(crate) fn with_request_id(
-    response: Response,
-    mut problem: Problem,
-    request_id: &str,
-) -> Response {
-    problem.request_id = Some(request_id.to_owned());
-    let (mut parts, _) = response.into_parts();
-    let rendered = problem_response(parts.status, &problem);
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, rendered.into_body())
-}
-
-/// A JSON body that may be absent: no body (or `{}`) means `T::default()`. Errors are
+/// A JSON body that may be absent: no body (or `{}`, or `null`) means `T::default()`. Errors are
 /// problems naming the field (via `serde_path_to_error`).
 #[derive(Debug, Clone, Default)]
 pub struct OptionalJson<T>(pub T);
@@ -361,7 +357,15 @@ where
         if !content_type.as_ref().is_some_and(is_json) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        parse_json(&bytes).map(Self)
+        // A JSON `null` is no body too, as the OpenAPI document's nullable request bodies say;
+        // anything else must be an object (serde would take an array for a struct).
+        let body = bytes.trim_ascii_start();
+        if !(body.starts_with(b"{") || body.starts_with(b"null")) {
+            serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+                .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+            return Err(ApiError::invalid("body", "must be a JSON object"));
+        }
+        parse_json::<Option<T>>(&bytes).map(|body| Self(body.unwrap_or_default()))
     }
 }
 

@@ -6,12 +6,17 @@
 //!    `http_requests_in_flight`) and one access-log line, by matched route (never the raw path,
 //!    which would give every session ID its own series); probes log at DEBUG; headers and bodies
 //!    are never logged, since they carry tokens;
-//! 3. CORS for allowed origins (`auth::cors`), which answers preflights before anything below;
+//! 3. CORS for allowed origins (`cors`), which answers preflights before anything below;
 //! 4. load shedding: at most `server.max_in_flight` requests at once, the rest a fast 503 rather
 //!    than a queue that grows memory and latency (probes are never shed, so a busy replica is not
 //!    restarted for being busy);
 //! 5. the request deadline (`server.request_timeout_ms`, derived from the Vonage deadline);
-//! 6. the request ID in every problem body, and `Connection: close` while draining.
+//! 6. `Connection: close` while draining.
+//!
+//! Everything below runs inside one `request` span carrying `request_id`, `route` (the OpenAPI
+//! path template) and, once a JWT caller is verified, `sub` (recorded by `auth`), so every log
+//! line of the request, not only the access line, can be joined to it. The same request ID is
+//! in scope for `error`, which renders it into the problem body once.
 //!
 //! One hand-written service, one boxed future per request: as eight `axum::middleware::from_fn`
 //! layers, each of which clones the rest of the stack and boxes its future on every request,
@@ -30,11 +35,19 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceExt as _};
+use tracing::Instrument as _;
 
-use crate::app::Readiness;
-use crate::auth::cors::CorsPolicy;
 use crate::config::Config;
-use crate::error::{self, ApiError, Problem};
+use crate::error::{self, ApiError};
+use crate::state::Readiness;
+use cors::CorsPolicy;
+
+pub mod cors;
+
+/// True for the probe paths, which are logged at DEBUG, never limited and never CORS resources.
+pub fn is_probe(path: &str) -> bool {
+    matches!(path, "/livez" | "/healthz" | "/readyz")
+}
 
 /// The request ID header, taken from the caller when sane, else generated.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -114,24 +127,36 @@ where
     let request_id = take_request_id(&mut request);
     let route = request.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let probe = crate::routes::is_probe(route);
+    let probe = is_probe(route);
     let method = request.method().clone();
 
+    let span = tracing::info_span!(
+        "request",
+        request_id = request_id.to_str().unwrap_or_default(),
+        route,
+        sub = tracing::field::Empty,
+    );
     let in_flight = InFlight::enter(&shared.metrics.in_flight);
-    let mut response = match shared.cors.layer_for(&request) {
-        Some(cors) => {
-            let shared = &shared;
-            let core = tower::service_fn(move |request| {
-                let inner = inner.clone();
-                async move { Ok::<_, Infallible>(core(inner, shared, probe, request).await) }
-            });
-            match cors.layer(core).oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
+    let handled = async {
+        match shared.cors.layer_for(&request) {
+            Some(cors) => {
+                let shared = &shared;
+                let core = tower::service_fn(move |request| {
+                    let inner = inner.clone();
+                    async move { Ok::<_, Infallible>(core(inner, shared, probe, request).await) }
+                });
+                match cors.layer(core).oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
             }
+            None => core(inner, &shared, probe, request).await,
         }
-        None => core(inner, &shared, probe, request).await,
     };
+    let request_id_text: Box<str> = request_id.to_str().unwrap_or_default().into();
+    let mut response = error::with_request_id(request_id_text, handled)
+        .instrument(span.clone())
+        .await;
     drop(in_flight);
     response
         .headers_mut()
@@ -147,6 +172,7 @@ where
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     let request_id = request_id.to_str().unwrap_or_default();
     let status = status.as_u16();
+    // The access line is logged outside the span: it names the request ID itself.
     if probe {
         tracing::debug!(http.method = %method, http.route = route, http.status = status, latency_ms, request_id, "request");
     } else {
@@ -155,13 +181,12 @@ where
     response
 }
 
-/// Below CORS: shedding, the deadline, the problem's request ID, and draining.
+/// Below CORS: shedding, the deadline, and draining.
 async fn core<S>(inner: S, shared: &Shared, probe: bool, request: Request) -> Response
 where
     S: Service<Request, Error = Infallible> + Send,
     S::Response: IntoResponse,
 {
-    let request_id = request.headers().get(&REQUEST_ID).cloned();
     let permit = if probe {
         Ok(None)
     } else {
@@ -178,12 +203,6 @@ where
             Err(_) => ApiError::Timeout.into_response(),
         },
     };
-    if let (Some(problem), Some(request_id)) = (
-        response.extensions_mut().remove::<Problem>(),
-        request_id.as_ref().and_then(|v| v.to_str().ok()),
-    ) {
-        response = error::with_request_id(response, problem, request_id);
-    }
     if shared.readiness.is_draining() {
         response
             .headers_mut()

@@ -14,5 +14,6 @@ pub mod metrics;
 pub mod rooms;
 pub mod routes;
 pub mod server;
+pub mod state;
 pub mod telemetry;
 pub mod video;

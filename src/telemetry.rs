@@ -19,7 +19,10 @@ pub fn init(config: &LogConfig) {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
+            // The request span (`front`) and any inside it, outermost first:
+            // `"spans":[{"name":"request","request_id":…,"route":…,"sub":…},…]`.
             .with_current_span(false)
+            .with_span_list(true)
             .try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };

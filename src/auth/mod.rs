@@ -7,11 +7,11 @@
 //! - `policy`: the `AuthPolicy` built from config: authentication, scopes, roles, token grants;
 //! - `jwt` / `jwks`: verification and the identity provider's keys;
 //! - `scope`: `video:create`, `video:join`, `video:moderate`, `video:admin`;
-//! - `rate_limit`: the create and join budgets; `client_ip`: who the caller is without a token;
-//! - `cors`: which browser origins may call.
+//! - `rate_limit`: the create and join budgets; `client_ip`: who the caller is without a token.
+//!
+//! Which browser origins may call is `front::cors`.
 
 pub mod client_ip;
-pub mod cors;
 pub mod jwks;
 pub mod jwt;
 mod policy;
@@ -47,9 +47,33 @@ pub struct TokenRequest {
     pub data: Option<String>,
     /// Lifetime in seconds (default `tokens.default_ttl_seconds`, capped at `tokens.max_ttl_seconds`).
     #[schema(minimum = 1, maximum = 2592000)]
+    #[serde(default, deserialize_with = "whole_seconds")]
     pub ttl_seconds: Option<u64>,
     /// CSS classes for the stream's initial layout (at most 1000 characters joined).
     pub initial_layout_class_list: Option<Vec<String>>,
+}
+
+/// A whole number of seconds, also written as `60.0`: JSON (and the OpenAPI `integer` type)
+/// does not tell the two apart.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Whole(u64),
+        Float(f64),
+    }
+    match Option::<Number>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Number::Whole(n)) => Ok(Some(n)),
+        Some(Number::Float(f)) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => {
+            Ok(Some(f as u64))
+        }
+        Some(Number::Float(_)) => Err(serde::de::Error::custom(
+            "invalid type: expected a whole number of seconds",
+        )),
+    }
 }
 
 /// What a validated token request grants.

@@ -139,6 +139,8 @@ impl AuthPolicy {
         } else {
             policy.jwt_roles.clone()
         };
+        // Every later line of this request names its caller (the span is opened in `front`).
+        tracing::Span::current().record("sub", verified.subject.as_str());
         Ok(Caller {
             key: CallerKey::Subject(verified.subject.as_str().into()),
             identity: Some(Arc::new(Identity {

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use url::Url;
 
 use super::{AuthMode, Config, ConfigError, RoomStoreKind, invalid};
+use crate::auth::client_ip;
 use crate::auth::jwt::{KeyType, key_type_of, parse_public_key_pem};
-use crate::auth::{client_ip, cors};
+use crate::front::cors;
 
 impl Config {
     pub(super) fn validate_limits(&self) -> Result<(), ConfigError> {

@@ -170,8 +170,9 @@ impl Rooms {
         let outcome = match &result {
             Ok(joined) if joined.created => "created",
             Ok(_) => "joined",
-            Err(RoomError::Store(_)) => {
+            Err(RoomError::Store(error)) => {
                 metrics::counter!("room_store_errors_total").increment(1);
+                tracing::error!(room, error = %error, "room store failed");
                 "failed"
             }
             Err(_) => "failed",
@@ -278,13 +279,25 @@ impl Rooms {
 
     /// The room's session, if it exists.
     pub async fn get(&self, room: &str) -> Result<Option<RoomRecord>, RoomError> {
-        Ok(self.store.get(room).await?)
+        self.store
+            .get(room)
+            .await
+            .map_err(|error| store_failed(room, error))
     }
 
     /// Forgets the room; the next join creates a new session.
     pub async fn delete(&self, room: &str) -> Result<(), RoomError> {
-        Ok(self.store.delete(room).await?)
+        self.store
+            .delete(room)
+            .await
+            .map_err(|error| store_failed(room, error))
     }
+}
+
+/// A store failure outside a join, logged where it happens (the join logs its own).
+fn store_failed(room: &str, error: StoreError) -> RoomError {
+    tracing::error!(room, error = %error, "room store failed");
+    RoomError::Store(error)
 }
 
 /// A valid room name: 1–128 of `A-Z a-z 0-9 . _ -`, starting alphanumeric. Case-sensitive.

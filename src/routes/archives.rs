@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::auth::{Caller, Scope};
-use crate::error::{ApiError, ApiResult, OptionalJson, Problem};
+use crate::error::{ApiError, ApiResult, OptionalJson};
+use crate::state::AppState;
 use crate::video::archives::{Archive, ArchiveLayout, StartArchive};
 use crate::video::{ArchiveResolution, session_id};
 
@@ -278,11 +278,6 @@ fn checked_archive_id(archive_id: &str) -> ApiResult<()> {
     request_body(content = Option<StartArchiveRequest>, description = "Optional"),
     responses(
         (status = 201, body = ArchiveResponse),
-        (status = 400, description = "invalid_request or invalid_json", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "forbidden: needs video:moderate", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "session_not_found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "archive_conflict (relayed session, already recording) or session_not_active (nobody connected)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn start_archive(
@@ -304,9 +299,6 @@ pub async fn start_archive(
     params(("archiveId" = String, Path, description = "Archive ID")),
     responses(
         (status = 200, body = ArchiveResponse),
-        (status = 403, description = "forbidden: needs video:moderate", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "archive_not_found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "archive_conflict: not recording", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn stop_archive(
@@ -325,7 +317,6 @@ pub async fn stop_archive(
     params(("archiveId" = String, Path, description = "Archive ID")),
     responses(
         (status = 200, body = ArchiveResponse),
-        (status = 404, description = "archive_not_found", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_archive(
@@ -349,8 +340,6 @@ pub async fn get_archive(
     ),
     responses(
         (status = 200, body = ArchiveListResponse),
-        (status = 400, description = "invalid_request", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "session_not_found", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_archives(

@@ -6,8 +6,8 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// A probe's answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,7 +42,6 @@ pub async fn livez() -> Json<Health> {
     get, path = "/readyz", tag = "health",
     responses(
         (status = 200, body = Ready),
-        (status = 503, description = "not_ready, listing the failing checks", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Ready>> {

@@ -2,6 +2,7 @@
 
 pub mod archives;
 pub mod health;
+mod openapi;
 pub mod rooms;
 pub mod sessions;
 
@@ -11,8 +12,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use utoipa::OpenApi;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
+use openapi::SharedParts;
 
 /// The OpenAPI 3.1 document, generated from the handlers and DTOs.
 #[derive(OpenApi)]
@@ -39,13 +41,14 @@ use crate::error::ApiError;
         health::livez,
         health::readyz
     ),
+    components(schemas(crate::error::Problem)),
     tags(
         (name = "sessions", description = "Sessions and client tokens"),
         (name = "rooms", description = "Named rooms: one session per room, across replicas"),
         (name = "archives", description = "Recordings of routed sessions"),
         (name = "health", description = "Probes")
     ),
-    modifiers(&BearerScheme)
+    modifiers(&BearerScheme, &SharedParts)
 )]
 pub struct ApiDoc;
 
@@ -75,7 +78,9 @@ impl utoipa::Modify for BearerScheme {
 
 /// The OpenAPI document as pretty JSON, as served and as committed in `openapi.json`.
 pub fn openapi_json() -> String {
-    let mut text = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    openapi::add_field_rules(&mut doc);
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
 }
@@ -85,16 +90,13 @@ pub fn router() -> Router<AppState> {
     let openapi = openapi_json();
     Router::new()
         .route("/sessions", post(sessions::create_session))
+        .route("/sessions/{sessionId}/tokens", post(sessions::create_token))
         .route(
-            "/sessions/{session_id}/tokens",
-            post(sessions::create_token),
-        )
-        .route(
-            "/sessions/{session_id}/archives",
+            "/sessions/{sessionId}/archives",
             post(archives::start_archive).get(archives::list_archives),
         )
-        .route("/archives/{archive_id}", get(archives::get_archive))
-        .route("/archives/{archive_id}/stop", post(archives::stop_archive))
+        .route("/archives/{archiveId}", get(archives::get_archive))
+        .route("/archives/{archiveId}/stop", post(archives::stop_archive))
         .route("/rooms/{room}/join", post(rooms::join_room))
         .route(
             "/rooms/{room}",
@@ -124,9 +126,4 @@ pub fn rfc3339_from_millis(epoch_ms: i128) -> Option<String> {
         .ok()?
         .format(&time::format_description::well_known::Rfc3339)
         .ok()
-}
-
-/// True for the probe paths, which are logged at DEBUG and never limited.
-pub fn is_probe(path: &str) -> bool {
-    matches!(path, "/livez" | "/healthz" | "/readyz")
 }

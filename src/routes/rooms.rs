@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::auth::{Caller, Scope, TokenRequest};
-use crate::error::{ApiError, ApiResult, OptionalJson, Problem};
+use crate::error::{ApiError, ApiResult, OptionalJson};
 use crate::rooms::is_valid_room_name;
 use crate::rooms::store::RoomRecord;
 use crate::routes::sessions::{CreateSessionRequest, issue};
+use crate::state::AppState;
 use crate::video::Role;
 
 /// A join: the caller's token options, and session options used only if this join creates the room.
@@ -82,17 +82,9 @@ fn rfc3339_ms(epoch_ms: u64) -> String {
     post, path = "/rooms/{room}/join", tag = "rooms",
     params(("room" = String, Path, description = "1–128 of A-Z a-z 0-9 . _ -, starting alphanumeric; case-sensitive")),
     request_body(content = Option<JoinRoomRequest>, description = "Optional"),
-    security((), ("bearer" = [])),
     responses(
         (status = 201, description = "This call created the room's session", body = JoinRoomResponse),
         (status = 200, description = "Joined the existing session", body = JoinRoomResponse),
-        (status = 400, description = "invalid_request or invalid_json", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthenticated: no valid bearer token (auth.mode = \"jwt\")", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "forbidden (joining needs video:join; creating the room's session also video:create) or role_not_allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "rate_limited: the join budget, or the create budget when this call would create the room (Retry-After, RateLimit-*)", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "upstream_rejected or upstream_auth_failed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "room_busy, store_unavailable or upstream_unavailable", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "upstream_timeout", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn join_room(
@@ -143,14 +135,8 @@ pub async fn join_room(
 #[utoipa::path(
     get, path = "/rooms/{room}", tag = "rooms",
     params(("room" = String, Path, description = "The room name")),
-    security((), ("bearer" = [])),
     responses(
         (status = 200, body = RoomResponse),
-        (status = 401, description = "unauthenticated: no valid bearer token (auth.mode = \"jwt\")", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "forbidden (needs video:join)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "room_not_found", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "rate_limited (Retry-After, RateLimit-*)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store_unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_room(
@@ -182,13 +168,8 @@ pub async fn get_room(
 #[utoipa::path(
     delete, path = "/rooms/{room}", tag = "rooms",
     params(("room" = String, Path, description = "The room name")),
-    security((), ("bearer" = [])),
     responses(
         (status = 204, description = "Forgotten"),
-        (status = 401, description = "unauthenticated: no valid bearer token (auth.mode = \"jwt\")", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "forbidden (needs video:admin)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "rate_limited (Retry-After, RateLimit-*)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "store_unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_room(

@@ -10,10 +10,10 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::auth::{Caller, Grant, Scope, TokenRequest};
-use crate::error::{ApiError, ApiResult, OptionalJson, Problem};
+use crate::error::{ApiError, ApiResult, OptionalJson};
 use crate::metrics::Cached;
+use crate::state::AppState;
 use crate::video::{ArchiveMode, ArchiveResolution, MediaMode, Role, SessionOptions, session_id};
 
 /// Options for a new session; every field is optional.
@@ -104,18 +104,8 @@ pub struct TokenResponse {
 #[utoipa::path(
     post, path = "/sessions", tag = "sessions",
     request_body(content = Option<CreateSessionRequest>, description = "Optional; no body or `{}` means all defaults"),
-    security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Session created", body = CreateSessionResponse),
-        (status = 400, description = "invalid_request or invalid_json", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthenticated: no valid bearer token (auth.mode = \"jwt\")", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "forbidden (needs video:create) or role_not_allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "unsupported_media_type", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "rate_limited: the caller's create budget is spent (Retry-After, RateLimit-*)", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "upstream_rejected or upstream_auth_failed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "upstream_unavailable", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "upstream_timeout", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_session(
@@ -154,14 +144,8 @@ pub async fn create_session(
     post, path = "/sessions/{sessionId}/tokens", tag = "sessions",
     params(("sessionId" = String, Path, description = "A session ID created with this service's credentials")),
     request_body(content = Option<TokenRequest>, description = "Optional token options"),
-    security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Token minted", body = TokenResponse),
-        (status = 400, description = "invalid_request or invalid_json", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthenticated: no valid bearer token (auth.mode = \"jwt\")", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "forbidden (needs video:join) or role_not_allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "session_not_found", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "rate_limited: the caller's join budget is spent (Retry-After, RateLimit-*)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_token(

@@ -165,7 +165,7 @@ impl VideoClient {
             } if message(&error).to_ascii_lowercase().contains("no clients") => {
                 ArchiveError::SessionNotActive
             }
-            VideoError::Rejected { status: 409, .. } => ArchiveError::Conflict(message(&error)),
+            VideoError::Rejected { status: 409, .. } => conflict(&error),
             VideoError::Rejected { status: 404, .. } => ArchiveError::SessionNotFound,
             _ => ArchiveError::Video(error),
         })
@@ -223,9 +223,16 @@ impl VideoClient {
 fn archive_error(error: VideoError) -> ArchiveError {
     match &error {
         VideoError::Rejected { status: 404, .. } => ArchiveError::NotFound,
-        VideoError::Rejected { status: 409, .. } => ArchiveError::Conflict(message(&error)),
+        VideoError::Rejected { status: 409, .. } => conflict(&error),
         _ => ArchiveError::Video(error),
     }
+}
+
+/// A refused state change, logged here where Vonage's wording is found.
+fn conflict(error: &VideoError) -> ArchiveError {
+    let message = message(error);
+    tracing::info!(vonage.message = %message, "Vonage refused an archive state change");
+    ArchiveError::Conflict(message)
 }
 
 #[cfg(test)]

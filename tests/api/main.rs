@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod openapi;
 mod process;
+mod request_logs;
 mod resilience;
 mod rooms;
 mod sessions;

@@ -19,7 +19,7 @@ use crate::config::CorsConfig;
 
 /// Paths that are never cross-origin resources.
 fn is_outside_cors(path: &str) -> bool {
-    crate::routes::is_probe(path) || path == "/metrics"
+    super::is_probe(path) || path == "/metrics"
 }
 
 #[derive(Debug)]
