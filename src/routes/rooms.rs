@@ -2,14 +2,14 @@
 //! `GET /rooms/{room}` and `DELETE /rooms/{room}`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::auth::{Caller, Scope, TokenRequest};
-use crate::error::{ApiError, ApiResult, OptionalJson, Problem};
+use crate::error::{ApiError, ApiResult, OptionalJson, PathParam, Problem};
 use crate::rooms::is_valid_room_name;
 use crate::rooms::store::RoomRecord;
 use crate::routes::sessions::{CreateSessionRequest, issue};
@@ -87,6 +87,7 @@ fn rfc3339_ms(epoch_ms: u64) -> String {
         (status = 201, description = "This call created the room's session", body = JoinRoomResponse),
         (status = 200, description = "Joined the existing session", body = JoinRoomResponse),
         (status = 400, description = "invalid_request or invalid_json", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request_timeout: the body did not arrive within server.body_read_timeout_ms", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "unauthenticated: no valid bearer token (auth.mode = \"jwt\")", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden (joining needs video:join; creating the room's session also video:create) or role_not_allowed", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "rate_limited: the join budget, or the create budget when this call would create the room (Retry-After, RateLimit-*)", body = Problem, content_type = "application/problem+json"),
@@ -97,7 +98,7 @@ fn rfc3339_ms(epoch_ms: u64) -> String {
 )]
 pub async fn join_room(
     State(state): State<AppState>,
-    Path(room): Path<String>,
+    PathParam(room): PathParam<String>,
     caller: Caller,
     OptionalJson(body): OptionalJson<JoinRoomRequest>,
 ) -> ApiResult<(StatusCode, Json<JoinRoomResponse>)> {
@@ -155,7 +156,7 @@ pub async fn join_room(
 )]
 pub async fn get_room(
     State(state): State<AppState>,
-    Path(room): Path<String>,
+    PathParam(room): PathParam<String>,
     caller: Caller,
 ) -> ApiResult<Json<RoomResponse>> {
     checked(&room)?;
@@ -193,7 +194,7 @@ pub async fn get_room(
 )]
 pub async fn delete_room(
     State(state): State<AppState>,
-    Path(room): Path<String>,
+    PathParam(room): PathParam<String>,
     caller: Caller,
 ) -> ApiResult<StatusCode> {
     checked(&room)?;

@@ -5,14 +5,14 @@ use std::net::Ipv4Addr;
 use std::sync::LazyLock;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::auth::{Caller, Grant, Scope, TokenRequest};
-use crate::error::{ApiError, ApiResult, OptionalJson, Problem};
+use crate::error::{ApiError, ApiResult, OptionalJson, PathParam, Problem};
 use crate::metrics::Cached;
 use crate::video::{ArchiveMode, ArchiveResolution, MediaMode, Role, SessionOptions, session_id};
 
@@ -108,6 +108,7 @@ pub struct TokenResponse {
     responses(
         (status = 201, description = "Session created", body = CreateSessionResponse),
         (status = 400, description = "invalid_request or invalid_json", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request_timeout: the body did not arrive within server.body_read_timeout_ms", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "unauthenticated: no valid bearer token (auth.mode = \"jwt\")", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden (needs video:create) or role_not_allowed", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
@@ -158,6 +159,7 @@ pub async fn create_session(
     responses(
         (status = 201, description = "Token minted", body = TokenResponse),
         (status = 400, description = "invalid_request or invalid_json", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "request_timeout: the body did not arrive within server.body_read_timeout_ms", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "unauthenticated: no valid bearer token (auth.mode = \"jwt\")", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "forbidden (needs video:join) or role_not_allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "session_not_found", body = Problem, content_type = "application/problem+json"),
@@ -166,7 +168,7 @@ pub async fn create_session(
 )]
 pub async fn create_token(
     State(state): State<AppState>,
-    Path(session_id): Path<String>,
+    PathParam(session_id): PathParam<String>,
     caller: Caller,
     OptionalJson(body): OptionalJson<TokenRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
