@@ -18,15 +18,27 @@ use crate::helpers::{
 const BIN: &str = env!("CARGO_BIN_EXE_vonage-sessions");
 
 /// A running child process whose stdout and stderr are collected.
-struct Running {
+pub(crate) struct Running {
     child: Child,
-    url: String,
-    output: Arc<Mutex<String>>,
+    pub(crate) url: String,
+    pub(crate) output: Arc<Mutex<String>>,
 }
 
 impl Running {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(BIN);
+    pub(crate) fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_under(&[], args, env)
+    }
+
+    /// Like `start`, with the binary run by `wrapper` (e.g. `prlimit --nofile=64:64`).
+    pub(crate) fn start_under(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
         command
             .args(args)
             .env_clear()
@@ -76,7 +88,7 @@ impl Running {
         Self { child, url, output }
     }
 
-    fn terminate(mut self) -> (i32, String) {
+    pub(crate) fn terminate(mut self) -> (i32, String) {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let status = self.child.wait().unwrap();
@@ -103,7 +115,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     (output.status.code().unwrap_or(-1), text)
 }
 
-const LEGACY: [(&str, &str); 2] = [
+pub(crate) const LEGACY: [(&str, &str); 2] = [
     ("OPENTOK_API_KEY", API_KEY),
     ("OPENTOK_API_SECRET", API_SECRET),
 ];
