@@ -101,10 +101,7 @@ impl App {
             readiness,
             metrics,
             drain_delay: Duration::from_millis(config.server.drain_delay_ms),
-            serve_settings: ServeSettings {
-                header_read_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
-                shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
-            },
+            serve_settings: serve_settings(config)?,
         })
     }
 
@@ -138,7 +135,7 @@ impl App {
                 listener,
                 router,
                 std::future::pending(),
-                self.serve_settings,
+                self.serve_settings.clone(),
             ));
         }
         server::serve(self.listener, self.router, stop, self.serve_settings).await;
@@ -154,6 +151,23 @@ fn room_store(config: &Config) -> anyhow::Result<Arc<dyn RoomStore>> {
             &config.rooms.key_prefix,
             Duration::from_millis(config.rooms.store_timeout_ms),
         )?),
+    })
+}
+
+fn serve_settings(config: &Config) -> anyhow::Result<ServeSettings> {
+    let server = &config.server;
+    Ok(ServeSettings {
+        header_read_timeout: Duration::from_millis(server.header_read_timeout_ms),
+        shutdown_timeout: Duration::from_millis(server.shutdown_timeout_ms),
+        max_connections_per_ip: server.max_connections_per_ip,
+        trusted_proxies: crate::auth::client_ip::TrustedProxies::parse(
+            &config.auth.trusted_proxies,
+        )
+        .map_err(|message| anyhow::anyhow!("auth.trusted_proxies: {message}"))?,
+        http2: server.http2,
+        http2_max_concurrent_streams: server.http2_max_concurrent_streams,
+        http2_idle_timeout: Duration::from_millis(server.http2_idle_timeout_ms),
+        http2_keep_alive_interval: Duration::from_millis(server.http2_keep_alive_interval_ms),
     })
 }
 

@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::path::ErrorKind as PathErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -91,6 +94,9 @@ pub enum ApiError {
     /// The request took longer than `server.request_timeout_ms`.
     #[error("the request took too long")]
     Timeout,
+    /// The request body did not arrive within `server.body_read_timeout_ms`.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     /// Too many requests are in flight; shed instead of queued.
     #[error("the service is at capacity; try again")]
     Overloaded,
@@ -150,6 +156,7 @@ impl ApiError {
                 VideoError::Credentials(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             },
             ApiError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -297,6 +304,8 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited(limited) => response.headers_mut().extend(limited.headers()),
             _ => {}
         }
+        // A marker for `front`: this answer is already a problem (rendered once, above).
+        response.extensions_mut().insert(problem);
         response
     }
 }
@@ -326,6 +335,59 @@ fn problem_response(status: StatusCode, problem: &Problem) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Path parameters whose rejections are problems naming the parameter (e.g. invalid UTF-8 in
+/// a percent-encoded room name), instead of axum's plain-text 400.
+#[derive(Debug, Clone)]
+pub struct PathParam<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for PathParam<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(path_problem(&rejection)),
+        }
+    }
+}
+
+fn path_problem(rejection: &PathRejection) -> ApiError {
+    let unreadable = || ApiError::invalid("path", "a path parameter could not be read");
+    let PathRejection::FailedToDeserializePathParams(error) = rejection else {
+        return unreadable();
+    };
+    match error.kind() {
+        PathErrorKind::InvalidUtf8InPathParam { key } => {
+            ApiError::invalid(camel_case(key), "is not valid UTF-8 once percent-decoded")
+        }
+        PathErrorKind::ParseErrorAtKey { key, .. } => {
+            ApiError::invalid(camel_case(key), "has the wrong type")
+        }
+        _ => unreadable(),
+    }
+}
+
+/// Route keys are snake_case (`session_id`); the API names them in camelCase (`sessionId`).
+fn camel_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A JSON body that may be absent: no body (or `{}`, or `null`) means `T::default()`. Errors are
@@ -387,11 +449,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
+        let field = if path == "." { "body".to_owned() } else { path };
         match inner.classify() {
-            serde_json::error::Category::Data => ApiError::invalid(
-                if path == "." { "body".to_owned() } else { path },
-                strip_position(&inner),
-            ),
+            serde_json::error::Category::Data => ApiError::invalid(field, strip_position(&inner)),
+            // The syntax is known good (checked above), so a "syntax" error here is serde_json
+            // refusing a value of the wrong type for an enum (`{"role": 1}`): the field is wrong.
+            serde_json::error::Category::Syntax => {
+                ApiError::invalid(field, "has the wrong type for this field")
+            }
             _ => ApiError::InvalidJson(inner.to_string()),
         }
     })?;

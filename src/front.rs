@@ -7,9 +7,13 @@
 //!    which would give every session ID its own series); probes log at DEBUG; headers and bodies
 //!    are never logged, since they carry tokens;
 //! 3. CORS for allowed origins (`cors`), which answers preflights before anything below;
-//! 4. load shedding: at most `server.max_in_flight` requests at once, the rest a fast 503 rather
-//!    than a queue that grows memory and latency (probes are never shed, so a busy replica is not
-//!    restarted for being busy);
+//! 4. admission, before a request takes an in-flight slot: at most `server.max_in_flight_per_ip`
+//!    requests per client IP (as `auth.trusted_proxies` resolves it), a declared `Content-Length`
+//!    over `server.body_limit_bytes` refused at once with 413, and the body read whole within
+//!    `server.body_read_timeout_ms` (else 408 `request_timeout`), so slow bodies hold no slot;
+//!    then load shedding: at most `server.max_in_flight` requests at once, the rest a fast 503
+//!    rather than a queue that grows memory and latency (probes are never shed, so a busy
+//!    replica is not restarted for being busy);
 //! 5. the request deadline (`server.request_timeout_ms`, derived from the Vonage deadline);
 //! 6. `Connection: close` while draining.
 //!
@@ -30,15 +34,19 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceExt as _};
 use tracing::Instrument as _;
 
+use crate::auth::client_ip::TrustedProxies;
 use crate::config::Config;
-use crate::error::{self, ApiError};
+use crate::error::{self, ApiError, Problem};
+use crate::server::{PerIp, PerIpSlot};
 use crate::state::Readiness;
 use cors::CorsPolicy;
 
@@ -62,6 +70,10 @@ struct Shared {
     in_flight: Arc<Semaphore>,
     readiness: Readiness,
     deadline: Duration,
+    per_ip: Arc<PerIp>,
+    trusted_proxies: TrustedProxies,
+    body_limit: usize,
+    body_read_timeout: Duration,
 }
 
 impl FrontLayer {
@@ -73,6 +85,12 @@ impl FrontLayer {
             in_flight: Arc::new(Semaphore::new(config.server.max_in_flight)),
             readiness,
             deadline: config.request_timeout(),
+            per_ip: PerIp::new(config.server.max_in_flight_per_ip),
+            // Validated with the config (`auth.trusted_proxies`).
+            trusted_proxies: TrustedProxies::parse(&config.auth.trusted_proxies)
+                .unwrap_or_default(),
+            body_limit: config.server.body_limit_bytes,
+            body_read_timeout: Duration::from_millis(config.server.body_read_timeout_ms),
         }))
     }
 }
@@ -187,28 +205,103 @@ where
     S: Service<Request, Error = Infallible> + Send,
     S::Response: IntoResponse,
 {
-    let permit = if probe {
-        Ok(None)
-    } else {
-        shared.in_flight.clone().try_acquire_owned().map(Some)
-    };
-    let mut response = match permit {
-        Err(_) => {
-            metrics::counter!("load_shed_total", "limit" => "in_flight").increment(1);
-            ApiError::Overloaded.into_response()
+    let http1 = request.version() <= Version::HTTP_11;
+    let mut response = match admit(shared, probe, request).await {
+        Err(error) => {
+            let mut response = error.into_response();
+            if http1
+                && matches!(
+                    response.status(),
+                    StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE
+                )
+            {
+                // The rest of the body is not read: the connection cannot carry another request.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
         }
-        Ok(_permit) => match tokio::time::timeout(shared.deadline, inner.oneshot(request)).await {
-            Ok(Ok(response)) => response.into_response(),
-            Ok(Err(never)) => match never {},
-            Err(_) => ApiError::Timeout.into_response(),
-        },
+        Ok((request, _per_ip)) => {
+            let permit = if probe {
+                Ok(None)
+            } else {
+                shared.in_flight.clone().try_acquire_owned().map(Some)
+            };
+            match permit {
+                Err(_) => {
+                    metrics::counter!("load_shed_total", "limit" => "in_flight").increment(1);
+                    ApiError::Overloaded.into_response()
+                }
+                Ok(_permit) => {
+                    match tokio::time::timeout(shared.deadline, inner.oneshot(request)).await {
+                        Ok(Ok(response)) => response.into_response(),
+                        Ok(Err(never)) => match never {},
+                        Err(_) => ApiError::Timeout.into_response(),
+                    }
+                }
+            }
+        }
     };
+    if response.extensions().get::<Problem>().is_none()
+        && matches!(
+            response.status(),
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY
+        )
+    {
+        // A rejection of axum's own (a path, a query) is plain text: every 400 is a problem.
+        response = ApiError::invalid("request", "the request could not be read").into_response();
+    }
     if shared.readiness.is_draining() {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+/// What a request passes before it may take an in-flight slot: the per-client-IP cap (probes
+/// exempt), a declared body over the limit refused unread, and the whole body read within
+/// `server.body_read_timeout_ms`. The returned slot is held until the response is made.
+async fn admit(
+    shared: &Shared,
+    probe: bool,
+    request: Request,
+) -> Result<(Request, Option<PerIpSlot>), ApiError> {
+    let (parts, body) = request.into_parts();
+    let slot = if probe {
+        None
+    } else {
+        let ip = shared.trusted_proxies.client_ip(&parts);
+        let Some(slot) = shared.per_ip.try_acquire(ip) else {
+            metrics::counter!("load_shed_total", "limit" => "in_flight_per_ip").increment(1);
+            return Err(ApiError::Overloaded);
+        };
+        Some(slot)
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > shared.body_limit as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    if body.is_end_stream() {
+        return Ok((Request::from_parts(parts, body), slot));
+    }
+    let read = Limited::new(body, shared.body_limit).collect();
+    let bytes = match tokio::time::timeout(shared.body_read_timeout, read).await {
+        Err(_) => return Err(ApiError::RequestTimeout),
+        Ok(Err(error)) if error.is::<LengthLimitError>() => return Err(ApiError::PayloadTooLarge),
+        Ok(Err(_)) => {
+            return Err(ApiError::InvalidJson(
+                "the request body could not be read".to_owned(),
+            ));
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    Ok((Request::from_parts(parts, Body::from(bytes)), slot))
 }
 
 /// The caller's request ID when sane, else a new one, set on the request for what follows.

@@ -1,6 +1,8 @@
 //! Logging: `tracing` with an `EnvFilter` (`RUST_LOG`, else `log.filter`), pretty or JSON lines
 //! on stderr (stdout carries only the `listening on` line and the dev banner).
 
+mod escape;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -24,6 +26,6 @@ pub fn init(config: &LogConfig) {
             .with_current_span(false)
             .with_span_list(true)
             .try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+        LogFormat::Pretty => builder.compact().fmt_fields(escape::fields()).try_init(),
     };
 }

@@ -141,6 +141,10 @@ pub enum Rejection {
     /// A claim we need is absent or unusable.
     #[error("claim {0} missing or unusable")]
     Claim(&'static str),
+    /// The header asks for something we do not implement: a `crit` extension (RFC 7515
+    /// §4.1.11: must be refused unless understood; we understand none) or `b64: false`.
+    #[error("unsupported header parameter {0}")]
+    Unsupported(&'static str),
 }
 
 /// What a verified token says about its bearer.
@@ -162,6 +166,7 @@ enum KeySource {
 /// Verifies bearer tokens.
 pub struct JwtVerifier {
     keys: KeySource,
+    issuer: String,
     scope_claims: Vec<String>,
     name_claim: String,
 }
@@ -215,6 +220,7 @@ impl JwtVerifier {
         };
         Ok(Self {
             keys,
+            issuer: auth.issuer.clone(),
             scope_claims: auth.scope_claims.clone(),
             name_claim: auth.name_claim.clone(),
         })
@@ -233,6 +239,17 @@ impl JwtVerifier {
             return Err(Rejection::TooLong);
         }
         let header = decode_header(token).map_err(Rejection::Malformed)?;
+        if header.crit.is_some() {
+            return Err(Rejection::Unsupported("crit"));
+        }
+        if header
+            .extras
+            .inner()
+            .get("b64")
+            .is_some_and(|b64| *b64 != Value::Bool(true))
+        {
+            return Err(Rejection::Unsupported("b64"));
+        }
         let key = match &self.keys {
             KeySource::Static(key) => key.clone(),
             KeySource::Jwks(jwks) => jwks
@@ -243,6 +260,10 @@ impl JwtVerifier {
         let claims = decode::<Map<String, Value>>(token, &key.key, &key.validation)
             .map_err(Rejection::Invalid)?
             .claims;
+        // `jsonwebtoken` also accepts an array of issuers containing ours: one string only.
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(Rejection::Claim("iss"));
+        }
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)
@@ -348,6 +369,14 @@ mod tests {
             ("numeric sub", with(json!({"sub": 7}))),
             ("empty sub", with(json!({"sub": ""}))),
             ("huge token", "a".repeat(9000)),
+            (
+                "issuer in an array",
+                with(json!({"iss": ["https://idp.test", "https://evil.test"]})),
+            ),
+            (
+                "issuer array of ours only",
+                with(json!({"iss": ["https://idp.test"]})),
+            ),
             ("garbage", "not.a.jwt".to_owned()),
         ];
         for (name, token) in cases {
@@ -360,6 +389,39 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn crit_headers_and_unencoded_payloads_are_refused() {
+        let verifier = JwtVerifier::new(&auth("", Some(SECRET))).unwrap();
+        let signed = |header: Header| {
+            encode(
+                &header,
+                &good_claims(),
+                &EncodingKey::from_secret(SECRET.as_bytes()),
+            )
+            .unwrap()
+        };
+        let mut crit = Header::new(Algorithm::HS256);
+        crit.crit = Some(vec!["urn:example:unknown".to_owned()]);
+        crit.extras.insert("urn:example:unknown", true);
+        assert!(matches!(
+            verifier.verify(&signed(crit)).await,
+            Err(Rejection::Unsupported("crit"))
+        ));
+        let mut b64 = Header::new(Algorithm::HS256);
+        b64.crit = Some(vec!["b64".to_owned()]);
+        b64.extras.insert("b64", false);
+        assert!(verifier.verify(&signed(b64)).await.is_err());
+        let mut bare_b64 = Header::new(Algorithm::HS256);
+        bare_b64.extras.insert("b64", false);
+        assert!(matches!(
+            verifier.verify(&signed(bare_b64)).await,
+            Err(Rejection::Unsupported("b64"))
+        ));
+        let mut other = Header::new(Algorithm::HS256);
+        other.extras.insert("x-custom", "fine");
+        assert!(verifier.verify(&signed(other)).await.is_ok());
     }
 
     #[tokio::test]

@@ -163,7 +163,7 @@ impl AuthPolicy {
         };
         let budget = match scope {
             Scope::Create => Budget::Create,
-            Scope::Join | Scope::Moderate | Scope::Admin => Budget::Join,
+            Scope::Join | Scope::Moderate | Scope::Admin | Scope::ArchivesRead => Budget::Join,
         };
         limits
             .check(&caller.key, budget)

@@ -19,11 +19,20 @@ pub enum Scope {
     /// Delete rooms.
     #[serde(rename = "video:admin")]
     Admin,
+    /// Read and list archives, with their download URLs (`video:moderate` implies it).
+    #[serde(rename = "video:archives:read")]
+    ArchivesRead,
 }
 
 impl Scope {
     /// Every scope, in bit order.
-    pub const ALL: [Scope; 4] = [Scope::Create, Scope::Join, Scope::Moderate, Scope::Admin];
+    pub const ALL: [Scope; 5] = [
+        Scope::Create,
+        Scope::Join,
+        Scope::Moderate,
+        Scope::Admin,
+        Scope::ArchivesRead,
+    ];
 
     /// The scope's name in tokens and config, e.g. `video:create`.
     pub const fn as_str(self) -> &'static str {
@@ -32,6 +41,7 @@ impl Scope {
             Scope::Join => "video:join",
             Scope::Moderate => "video:moderate",
             Scope::Admin => "video:admin",
+            Scope::ArchivesRead => "video:archives:read",
         }
     }
 

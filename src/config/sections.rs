@@ -25,8 +25,23 @@ pub struct ServerConfig {
     pub shutdown_timeout_ms: u64,
     /// Most requests served at once.
     pub max_in_flight: usize,
-    /// Header read (and idle keep-alive) timeout.
+    /// Header read (and idle keep-alive) timeout; also the deadline of a new connection's
+    /// first request (or HTTP/2 preface and first stream).
     pub header_read_timeout_ms: u64,
+    /// Longest time a request body may take to arrive (408 `request_timeout` after it).
+    pub body_read_timeout_ms: u64,
+    /// Most open connections from one peer address (trusted proxies exempt).
+    pub max_connections_per_ip: usize,
+    /// Most requests in flight (bodies still arriving included) from one client IP.
+    pub max_in_flight_per_ip: usize,
+    /// Serve cleartext HTTP/2 (prior knowledge, h2c) besides HTTP/1.1.
+    pub http2: bool,
+    /// Most concurrent HTTP/2 streams per connection.
+    pub http2_max_concurrent_streams: u32,
+    /// An HTTP/2 connection with no request in flight for this long is closed.
+    pub http2_idle_timeout_ms: u64,
+    /// Interval of HTTP/2 keep-alive pings (a peer that does not answer within it is dropped).
+    pub http2_keep_alive_interval_ms: u64,
 }
 
 /// `[video]`

@@ -18,6 +18,30 @@ impl Config {
                 "server.header_read_timeout_ms",
                 self.server.header_read_timeout_ms,
             ),
+            (
+                "server.body_read_timeout_ms",
+                self.server.body_read_timeout_ms,
+            ),
+            (
+                "server.max_connections_per_ip",
+                self.server.max_connections_per_ip as u64,
+            ),
+            (
+                "server.max_in_flight_per_ip",
+                self.server.max_in_flight_per_ip as u64,
+            ),
+            (
+                "server.http2_max_concurrent_streams",
+                u64::from(self.server.http2_max_concurrent_streams),
+            ),
+            (
+                "server.http2_idle_timeout_ms",
+                self.server.http2_idle_timeout_ms,
+            ),
+            (
+                "server.http2_keep_alive_interval_ms",
+                self.server.http2_keep_alive_interval_ms,
+            ),
             ("video.request_deadline_ms", self.video.request_deadline_ms),
             (
                 "video.max_concurrent_calls",

@@ -2,13 +2,13 @@
 //! (joiners). Our camelCase shape is stable and independent of Vonage's wire shape.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{Caller, Scope};
-use crate::error::{ApiError, ApiResult, OptionalJson};
+use crate::error::{ApiError, ApiResult, OptionalJson, PathParam};
 use crate::state::AppState;
 use crate::video::archives::{Archive, ArchiveLayout, StartArchive};
 use crate::video::{ArchiveResolution, session_id};
@@ -264,11 +264,26 @@ fn owned_session(state: &AppState, session_id: &str) -> ApiResult<()> {
     }
 }
 
-/// Archive IDs are UUIDs; anything else cannot exist, so it is not sent upstream.
-fn checked_archive_id(archive_id: &str) -> ApiResult<()> {
+/// Archive IDs are UUIDs; anything else cannot exist, so it is not sent upstream. What is sent
+/// is the canonical form (hyphenated, lower case), never the caller's spelling (braces, no
+/// hyphens, a `urn:uuid:` prefix, upper case).
+fn checked_archive_id(archive_id: &str) -> ApiResult<String> {
     uuid::Uuid::parse_str(archive_id)
-        .map(|_| ())
+        .map(|id| id.hyphenated().to_string())
         .map_err(|_| ApiError::ArchiveNotFound)
+}
+
+/// Recordings are private by default: reading or listing archives (and so their download
+/// URLs) needs `video:archives:read` or `video:moderate`, which the default anonymous grant
+/// does not include. Spends one call of the join budget.
+fn authorize_read(state: &AppState, caller: &Caller) -> ApiResult<()> {
+    let scope = if caller.scopes().contains(Scope::Moderate) {
+        Scope::Moderate
+    } else {
+        Scope::ArchivesRead
+    };
+    state.auth.authorize(caller, scope)?;
+    Ok(())
 }
 
 /// Start recording a routed session (`video:moderate`).
@@ -282,7 +297,7 @@ fn checked_archive_id(archive_id: &str) -> ApiResult<()> {
 )]
 pub async fn start_archive(
     State(state): State<AppState>,
-    Path(session_id): Path<String>,
+    PathParam(session_id): PathParam<String>,
     caller: Caller,
     OptionalJson(body): OptionalJson<StartArchiveRequest>,
 ) -> ApiResult<(StatusCode, Json<ArchiveResponse>)> {
@@ -303,15 +318,15 @@ pub async fn start_archive(
 )]
 pub async fn stop_archive(
     State(state): State<AppState>,
-    Path(archive_id): Path<String>,
+    PathParam(archive_id): PathParam<String>,
     caller: Caller,
 ) -> ApiResult<Json<ArchiveResponse>> {
     state.auth.authorize(&caller, Scope::Moderate)?;
-    checked_archive_id(&archive_id)?;
+    let archive_id = checked_archive_id(&archive_id)?;
     Ok(Json(state.video.stop_archive(&archive_id).await?.into()))
 }
 
-/// An archive (`video:join`).
+/// An archive (`video:archives:read` or `video:moderate`; recordings are private by default).
 #[utoipa::path(
     get, path = "/archives/{archiveId}", tag = "archives",
     params(("archiveId" = String, Path, description = "Archive ID")),
@@ -321,15 +336,16 @@ pub async fn stop_archive(
 )]
 pub async fn get_archive(
     State(state): State<AppState>,
-    Path(archive_id): Path<String>,
+    PathParam(archive_id): PathParam<String>,
     caller: Caller,
 ) -> ApiResult<Json<ArchiveResponse>> {
-    state.auth.authorize(&caller, Scope::Join)?;
-    checked_archive_id(&archive_id)?;
+    authorize_read(&state, &caller)?;
+    let archive_id = checked_archive_id(&archive_id)?;
     Ok(Json(state.video.get_archive(&archive_id).await?.into()))
 }
 
-/// A session's archives, newest first (`video:join`). `offset` default 0; `count` 1–1000,
+/// A session's archives, newest first (`video:archives:read` or `video:moderate`; with JWT
+/// auth also `video:join`). `offset` default 0; `count` 1–1000,
 /// default 50.
 #[utoipa::path(
     get, path = "/sessions/{sessionId}/archives", tag = "archives",
@@ -344,11 +360,16 @@ pub async fn get_archive(
 )]
 pub async fn list_archives(
     State(state): State<AppState>,
-    Path(session_id): Path<String>,
+    PathParam(session_id): PathParam<String>,
     RawQuery(query): RawQuery,
     caller: Caller,
 ) -> ApiResult<Json<ArchiveListResponse>> {
-    state.auth.authorize(&caller, Scope::Join)?;
+    authorize_read(&state, &caller)?;
+    // A bearer of a token lists a session's archives only if it may join rooms (there are no
+    // per-room join policies yet; when there are, this is where the room's is checked).
+    if caller.identity().is_some() && !caller.scopes().contains(Scope::Join) {
+        return Err(ApiError::Forbidden(Scope::Join));
+    }
     owned_session(&state, &session_id)?;
     let (mut offset, mut count) = (0u32, 50u32);
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {

@@ -18,9 +18,14 @@ use crate::error::ApiError;
 use crate::video::client::VonageErrorBody;
 use crate::video::{Role, VideoError};
 
-/// What every request can meet in the front: a panic or minting failure (500), load shedding
-/// (503) and the request deadline (504).
-const FRONT: &[&str] = &["internal", "overloaded", "upstream_timeout"];
+/// What every request can meet in the front: an unreadable path or query (400), a panic or
+/// minting failure (500), load shedding (503) and the request deadline (504).
+const FRONT: &[&str] = &[
+    "invalid_request",
+    "internal",
+    "overloaded",
+    "upstream_timeout",
+];
 /// Probes are never shed.
 const PROBE: &[&str] = &["internal", "upstream_timeout"];
 /// A caller: authentication (JWT mode), scopes and rate limits.
@@ -30,6 +35,7 @@ const BODY: &[&str] = &[
     "invalid_json",
     "invalid_request",
     "payload_too_large",
+    "request_timeout",
     "unsupported_media_type",
 ];
 /// Token options.
@@ -156,6 +162,7 @@ fn example(code: &str) -> ApiError {
         "invalid_json" => ApiError::InvalidJson(String::new()),
         "unsupported_media_type" => ApiError::UnsupportedMediaType,
         "payload_too_large" => ApiError::PayloadTooLarge,
+        "request_timeout" => ApiError::RequestTimeout,
         "unauthenticated" => ApiError::Unauthenticated {
             invalid_token: false,
         },

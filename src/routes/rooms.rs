@@ -2,13 +2,13 @@
 //! `GET /rooms/{room}` and `DELETE /rooms/{room}`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{Caller, Scope, TokenRequest};
-use crate::error::{ApiError, ApiResult, OptionalJson};
+use crate::error::{ApiError, ApiResult, OptionalJson, PathParam};
 use crate::rooms::is_valid_room_name;
 use crate::rooms::store::RoomRecord;
 use crate::routes::sessions::{CreateSessionRequest, issue};
@@ -89,7 +89,7 @@ fn rfc3339_ms(epoch_ms: u64) -> String {
 )]
 pub async fn join_room(
     State(state): State<AppState>,
-    Path(room): Path<String>,
+    PathParam(room): PathParam<String>,
     caller: Caller,
     OptionalJson(body): OptionalJson<JoinRoomRequest>,
 ) -> ApiResult<(StatusCode, Json<JoinRoomResponse>)> {
@@ -141,7 +141,7 @@ pub async fn join_room(
 )]
 pub async fn get_room(
     State(state): State<AppState>,
-    Path(room): Path<String>,
+    PathParam(room): PathParam<String>,
     caller: Caller,
 ) -> ApiResult<Json<RoomResponse>> {
     checked(&room)?;
@@ -174,7 +174,7 @@ pub async fn get_room(
 )]
 pub async fn delete_room(
     State(state): State<AppState>,
-    Path(room): Path<String>,
+    PathParam(room): PathParam<String>,
     caller: Caller,
 ) -> ApiResult<StatusCode> {
     checked(&room)?;

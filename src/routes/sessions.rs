@@ -5,13 +5,13 @@ use std::net::Ipv4Addr;
 use std::sync::LazyLock;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{Caller, Grant, Scope, TokenRequest};
-use crate::error::{ApiError, ApiResult, OptionalJson};
+use crate::error::{ApiError, ApiResult, OptionalJson, PathParam};
 use crate::metrics::Cached;
 use crate::state::AppState;
 use crate::video::{ArchiveMode, ArchiveResolution, MediaMode, Role, SessionOptions, session_id};
@@ -150,7 +150,7 @@ pub async fn create_session(
 )]
 pub async fn create_token(
     State(state): State<AppState>,
-    Path(session_id): Path<String>,
+    PathParam(session_id): PathParam<String>,
     caller: Caller,
     OptionalJson(body): OptionalJson<TokenRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {

@@ -1,5 +1,5 @@
 //! Archives through our API against the emulator: the lifecycle, every conflict mapped to our
-//! codes, permissions (moderators start and stop; joiners read), and refusals before Vonage.
+//! codes, permissions (moderators start and stop; readers, `video:archives:read`, read), and refusals before Vonage.
 
 use serde_json::{Value, json};
 
@@ -260,7 +260,7 @@ async fn refusals_happen_before_anything_is_sent_to_vonage() {
 }
 
 #[tokio::test]
-async fn only_moderators_start_and_stop_while_joiners_read() {
+async fn only_moderators_start_and_stop_while_only_readers_read() {
     let upstream = spawn_emulator().await;
     let moderator = TestApp::spawn_against(Kind::Legacy, &upstream, MODERATORS).await;
     let anonymous = TestApp::spawn_against(Kind::Legacy, &upstream, "").await;
@@ -288,15 +288,74 @@ async fn only_moderators_start_and_stop_while_joiners_read() {
         "forbidden",
     )
     .await;
+    // Recordings are private by default: the default anonymous grant cannot read them.
+    assert_problem(
+        get(&anonymous, &format!("/archives/{id}")).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_problem(
+        get(&anonymous, &format!("/sessions/{sid}/archives")).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let readers = TestApp::spawn_against(
+        Kind::Legacy,
+        &upstream,
+        "[auth]\nanonymous_scopes = [\"video:join\", \"video:archives:read\"]\n",
+    )
+    .await;
     assert_eq!(
-        get(&anonymous, &format!("/archives/{id}")).await.status(),
+        get(&readers, &format!("/archives/{id}")).await.status(),
         200,
-        "joiners may read"
+        "video:archives:read may read"
     );
     assert_eq!(
-        get(&anonymous, &format!("/sessions/{sid}/archives"))
+        get(&readers, &format!("/sessions/{sid}/archives"))
             .await
             .status(),
         200
     );
+}
+
+#[tokio::test]
+async fn archive_ids_are_sent_upstream_in_canonical_form_whatever_the_callers_spelling() {
+    let app = app(Kind::Legacy).await;
+    let sid = connected_session(&app, json!({})).await;
+    let archive: Value = app
+        .post_json(&format!("/sessions/{sid}/archives"), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = archive["id"].as_str().unwrap().to_owned();
+    let simple = id.replace('-', "").to_uppercase();
+    for spelling in [
+        simple.clone(),
+        format!("{{{id}}}"),
+        format!("urn:uuid:{id}"),
+        id.to_uppercase(),
+    ] {
+        let fetched = get(&app, &format!("/archives/{spelling}")).await;
+        assert_eq!(fetched.status(), 200, "{spelling}");
+        let fetched: Value = fetched.json().await.unwrap();
+        assert_eq!(fetched["id"], id.as_str());
+    }
+    let stopped = app
+        .post_json(&format!("/archives/{simple}/stop"), &json!({}))
+        .await;
+    assert_eq!(stopped.status(), 200);
+    let paths: Vec<String> = app
+        .upstream_requests()
+        .await
+        .iter()
+        .filter_map(|r| r["path"].as_str().map(str::to_owned))
+        .filter(|path| path.contains("/archive/"))
+        .collect();
+    assert_eq!(paths.len(), 5, "{paths:?}");
+    for path in paths {
+        assert!(path.contains(&format!("/archive/{id}")), "{path}");
+    }
 }

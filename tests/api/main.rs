@@ -1,6 +1,7 @@
 //! Integration tests: the real service and the real emulator over real HTTP on loopback.
 
 mod archives;
+mod attacks;
 mod auth;
 mod emulator;
 mod emulator_archives;

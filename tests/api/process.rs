@@ -21,12 +21,24 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_vonage-sessions");
 pub(crate) struct Running {
     child: Child,
     pub(crate) url: String,
-    output: Arc<Mutex<String>>,
+    pub(crate) output: Arc<Mutex<String>>,
 }
 
 impl Running {
     pub(crate) fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(BIN);
+        Self::start_under(&[], args, env)
+    }
+
+    /// Like `start`, with the binary run by `wrapper` (e.g. `prlimit --nofile=64:64`).
+    pub(crate) fn start_under(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
         command
             .args(args)
             .env_clear()
