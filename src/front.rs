@@ -130,7 +130,10 @@ where
                 Err(never) => match never {},
             }
         }
-        None => core(inner, &shared, probe, request).await,
+        None => match shared.cors.refused_preflight(&request) {
+            Some(reason) => refuse_preflight(&request, reason),
+            None => core(inner, &shared, probe, request).await,
+        },
     };
     drop(in_flight);
     response
@@ -190,6 +193,23 @@ where
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+/// A CORS preflight `auth::cors` refuses: answered as a preflight, without CORS headers, so
+/// the browser blocks the real request (a 405 would read as a routing bug); the log says why.
+fn refuse_preflight(request: &Request, reason: &'static str) -> Response {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .unwrap_or_default();
+    tracing::info!(
+        http.path = request.uri().path(),
+        cors.origin = origin,
+        cors.reason = reason,
+        "CORS preflight refused"
+    );
+    axum::http::StatusCode::NO_CONTENT.into_response()
 }
 
 /// The caller's request ID when sane, else a new one, set on the request for what follows.

@@ -80,21 +80,19 @@ pub fn openapi_json() -> String {
     text
 }
 
-/// All routes. Probes answer GET and HEAD (axum answers HEAD for GET routes).
+/// All routes. Probes answer GET and HEAD (axum answers HEAD for GET routes). Path templates are
+/// written as in the OpenAPI document (`{sessionId}`), since they are the metrics' `route` label.
 pub fn router() -> Router<AppState> {
     let openapi = openapi_json();
     Router::new()
         .route("/sessions", post(sessions::create_session))
+        .route("/sessions/{sessionId}/tokens", post(sessions::create_token))
         .route(
-            "/sessions/{session_id}/tokens",
-            post(sessions::create_token),
-        )
-        .route(
-            "/sessions/{session_id}/archives",
+            "/sessions/{sessionId}/archives",
             post(archives::start_archive).get(archives::list_archives),
         )
-        .route("/archives/{archive_id}", get(archives::get_archive))
-        .route("/archives/{archive_id}/stop", post(archives::stop_archive))
+        .route("/archives/{archiveId}", get(archives::get_archive))
+        .route("/archives/{archiveId}/stop", post(archives::stop_archive))
         .route("/rooms/{room}/join", post(rooms::join_room))
         .route(
             "/rooms/{room}",

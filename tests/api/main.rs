@@ -2,6 +2,8 @@
 
 mod archives;
 mod auth;
+mod details;
+mod dev;
 mod emulator;
 mod emulator_archives;
 mod errors;
