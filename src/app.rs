@@ -42,6 +42,16 @@ pub struct App {
 impl App {
     /// Builds the service from `config` and parsed `credentials`, and binds `config.server.listen`.
     pub async fn build(config: &Config, credentials: Credentials) -> anyhow::Result<Self> {
+        Self::build_with_routes(config, credentials, Router::new()).await
+    }
+
+    /// [`App::build`] with `extra` routes served next to the API, behind the same front
+    /// (request IDs, access log, metrics, CORS). `dev` mounts the emulator's control endpoints.
+    pub async fn build_with_routes(
+        config: &Config,
+        credentials: Credentials,
+        extra: Router,
+    ) -> anyhow::Result<Self> {
         let credentials = Arc::new(credentials);
         let kind = credentials.kind();
         let settings = ClientSettings {
@@ -76,6 +86,7 @@ impl App {
         );
         let mut router = crate::routes::router()
             .with_state(state)
+            .merge(extra)
             .layer(middleware_stack(config, readiness.clone()));
         let metrics = if config.metrics.listen.is_empty() {
             router = router.merge(metrics_router);
@@ -206,6 +217,9 @@ fn middleware_stack(
             },
         ))
         .layer(DefaultBodyLimit::max(config.server.body_limit_bytes))
+        .layer(axum::Extension(crate::error::BodyLimit(
+            config.server.body_limit_bytes,
+        )))
 }
 
 #[cfg(test)]

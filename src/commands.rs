@@ -10,14 +10,18 @@ use aws_lc_rs::signature::RsaKeyPair;
 use jsonwebtoken::DecodingKey;
 use secrecy::SecretString;
 use vonage_sessions::app::App;
+use vonage_sessions::auth::Scope;
 use vonage_sessions::config::{
     AuthMode, Config, ConfigError, CredentialSecrets, LogFormat, Sources, emulator_secrets,
+    set_by_user,
 };
 use vonage_sessions::emulator::{
     ApplicationKey, Emulator, EmulatorCredentials, Faults, LegacyProject,
 };
 use vonage_sessions::telemetry;
-use vonage_sessions::video::Credentials;
+use vonage_sessions::video::{Credentials, Role};
+
+use crate::output;
 
 /// Parses the credentials `serve` was configured with.
 pub(crate) fn credentials_from(config: &Config) -> anyhow::Result<Credentials> {
@@ -108,7 +112,10 @@ pub(crate) fn emulator_credentials(
     })
 }
 
-/// `dev`: an in-process emulator with throwaway credentials, anonymous callers, pretty logs.
+/// `dev`: an in-process emulator with throwaway credentials, anonymous callers who may try
+/// everything (every scope, moderator tokens), no rate limits, pretty logs, and the emulator's
+/// `/_emulator/*` control endpoints on the same port. Settings given in an overlay file or
+/// `VONAGE_SESSIONS__*` env vars win over these dev defaults. See docs/dev-mode.md.
 pub(crate) async fn dev(
     sources: &Sources<'_>,
     listen: SocketAddr,
@@ -116,9 +123,19 @@ pub(crate) async fn dev(
 ) -> anyhow::Result<()> {
     // Real credentials in the environment are ignored on purpose: dev never calls Vonage.
     let no_env = |_: &str| None;
-    let mut config = Config::from_figment(Config::figment(sources)?, &no_env)?;
+    let figment = Config::figment(sources)?;
+    let mut config = Config::from_figment(figment.clone(), &no_env)?;
     config.server.listen = listen;
     config.auth.mode = AuthMode::Anonymous;
+    if !set_by_user(&figment, "auth.anonymous_scopes") {
+        config.auth.anonymous_scopes = DEV_SCOPES.to_vec();
+    }
+    if !set_by_user(&figment, "auth.anonymous_roles") {
+        config.auth.anonymous_roles = DEV_ROLES.to_vec();
+    }
+    if !set_by_user(&figment, "rate_limits.enabled") {
+        config.rate_limits.enabled = false;
+    }
     // Front-end dev servers run on localhost, on whatever port.
     if config.cors.allowed_origins.is_empty() {
         config.cors.allowed_origins =
@@ -136,25 +153,87 @@ pub(crate) async fn dev(
     .await
     .context("binding the embedded emulator")?;
     config.video.api_url = emulator.base_url();
-    let emulator_url = emulator.base_url();
+    let control = emulator.control_router();
     tokio::spawn(emulator.run_until(std::future::pending()));
 
-    let app = App::build(&config, credentials).await?;
+    let app =
+        App::build_with_routes(&config, credentials, emulator_control_routes(control)).await?;
     let shutdown = shutdown_signal();
     let url = format!("http://{}", app.local_addr());
-    println!("vonage-sessions listening on {url}");
-    println!(
-        "\n  DEV MODE: sessions are EMULATED by the embedded Vonage Video API emulator at {emulator_url}.\n  \
-         Throwaway {} credentials; anonymous callers; nothing reaches Vonage.\n  Try:\n    \
+    output::out(format!("vonage-sessions listening on {url}"));
+    output::out(banner(&config, &url, legacy));
+    app.run_until(shutdown).await.context("serving")?;
+    Ok(())
+}
+
+/// What anonymous callers may do in `dev` unless configured otherwise: everything.
+const DEV_SCOPES: [Scope; 4] = [Scope::Create, Scope::Join, Scope::Moderate, Scope::Admin];
+const DEV_ROLES: [Role; 4] = [
+    Role::Publisher,
+    Role::Subscriber,
+    Role::PublisherOnly,
+    Role::Moderator,
+];
+
+/// The emulator's control router under `/_emulator` on the main listener (`dev` only).
+fn emulator_control_routes(control: axum::Router) -> axum::Router<()> {
+    let handler = move |request: axum::extract::Request| {
+        let control = control.clone();
+        // A fresh request without the outer router's extensions: its path parameters would
+        // otherwise be added to the emulator's own (`{*rest}` plus `{sessionId}`).
+        let (parts, body) = request.into_parts();
+        let mut inner = axum::extract::Request::new(body);
+        *inner.method_mut() = parts.method;
+        *inner.uri_mut() = parts.uri;
+        *inner.version_mut() = parts.version;
+        *inner.headers_mut() = parts.headers;
+        async move {
+            match tower::ServiceExt::oneshot(control, inner).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    };
+    axum::Router::new()
+        .route("/_emulator", axum::routing::any(handler.clone()))
+        .route("/_emulator/{*rest}", axum::routing::any(handler))
+}
+
+fn banner(config: &Config, url: &str, legacy: bool) -> String {
+    let scopes: Vec<&str> = config
+        .auth
+        .anonymous_scopes
+        .iter()
+        .map(|scope| scope.as_str())
+        .collect();
+    let limits = if config.rate_limits.enabled {
+        format!(
+            "on ({} creations a minute, bursts of {}; set by your configuration)",
+            config.rate_limits.create_per_minute, config.rate_limits.create_burst
+        )
+    } else {
+        "off".to_owned()
+    };
+    format!(
+        "\n  DEV MODE: sessions are EMULATED by the embedded Vonage Video API emulator; nothing reaches Vonage.\n  \
+         Throwaway {} credentials.\n  \
+         Anonymous callers, scopes: {}{}.\n  \
+         Rate limits: {limits}.\n  \
+         Emulator control endpoints on this port: {url}/_emulator/sessions, /_emulator/requests, /_emulator/faults, ...\n  \
+         Try:\n    \
          curl -s -X POST {url}/sessions -H 'content-type: application/json' -d '{{}}'\n",
         if legacy {
             "legacy OpenTok key/secret"
         } else {
             "Vonage application"
-        }
-    );
-    app.run_until(shutdown).await.context("serving")?;
-    Ok(())
+        },
+        scopes.join(" "),
+        if config.auth.anonymous_scopes.contains(&Scope::Moderate) {
+            " (moderator tokens and archives included)"
+        } else {
+            ""
+        },
+    )
 }
 
 /// Fresh credentials for `dev`, and the emulator's view of them.

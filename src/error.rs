@@ -41,9 +41,9 @@ pub enum ApiError {
     /// A body came with a content type other than JSON.
     #[error("request bodies must be application/json")]
     UnsupportedMediaType,
-    /// The body is larger than `server.body_limit_bytes`.
-    #[error("the request body is too large")]
-    PayloadTooLarge,
+    /// The body is larger than `server.body_limit_bytes` (the limit, when known).
+    #[error("{}", too_large(*.0))]
+    PayloadTooLarge(Option<usize>),
     /// No bearer token, or one that failed verification (`invalid_token`). The reason is
     /// logged where it is found; the answer stays terse.
     #[error("this call needs a valid bearer token")]
@@ -55,7 +55,7 @@ pub enum ApiError {
     #[error("this call needs the {} scope", .0.as_str())]
     Forbidden(Scope),
     /// The caller may not ask for this role.
-    #[error("the role \"{}\" is not allowed for this caller", .0.as_str())]
+    #[error("{}", role_refusal(*.0))]
     RoleNotAllowed(Role),
     /// The caller spent its rate-limit budget.
     #[error("too many requests; retry after the number of seconds in Retry-After")]
@@ -108,6 +108,34 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+/// `server.body_limit_bytes`, put on every request (`app::middleware_stack`) so that a 413 can
+/// name the limit.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+fn too_large(limit: Option<usize>) -> String {
+    match limit {
+        Some(limit) => format!(
+            "the request body is larger than the limit of {limit} bytes (server.body_limit_bytes)"
+        ),
+        None => "the request body is too large".to_owned(),
+    }
+}
+
+fn role_refusal(role: Role) -> String {
+    if role == Role::Moderator {
+        format!(
+            "a \"moderator\" token needs the {} scope, which this caller does not have",
+            Scope::Moderate.as_str()
+        )
+    } else {
+        format!(
+            "the role \"{}\" is not one this caller may ask for (for anonymous callers: auth.anonymous_roles)",
+            role.as_str()
+        )
+    }
+}
+
 impl ApiError {
     /// A 400 naming `field`.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -125,7 +153,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
-            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unauthenticated { .. } => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::RoleNotAllowed(_) => (StatusCode::FORBIDDEN, "role_not_allowed"),
@@ -404,11 +432,12 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
+        let limit = request.extensions().get::<BodyLimit>().map(|limit| limit.0);
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
+                    ApiError::PayloadTooLarge(limit)
                 } else {
                     ApiError::InvalidJson("the request body could not be read".to_owned())
                 }

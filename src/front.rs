@@ -168,7 +168,10 @@ where
                     Err(never) => match never {},
                 }
             }
-            None => core(inner, &shared, probe, request).await,
+            None => match shared.cors.refused_preflight(&request) {
+                Some(reason) => refuse_preflight(&request, reason),
+                None => core(inner, &shared, probe, request).await,
+            },
         }
     };
     let request_id_text: Box<str> = request_id.to_str().unwrap_or_default().into();
@@ -285,7 +288,7 @@ async fn admit(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok());
     if declared.is_some_and(|length| length > shared.body_limit as u64) {
-        return Err(ApiError::PayloadTooLarge);
+        return Err(ApiError::PayloadTooLarge(Some(shared.body_limit)));
     }
     if body.is_end_stream() {
         return Ok((Request::from_parts(parts, body), slot));
@@ -293,7 +296,9 @@ async fn admit(
     let read = Limited::new(body, shared.body_limit).collect();
     let bytes = match tokio::time::timeout(shared.body_read_timeout, read).await {
         Err(_) => return Err(ApiError::RequestTimeout),
-        Ok(Err(error)) if error.is::<LengthLimitError>() => return Err(ApiError::PayloadTooLarge),
+        Ok(Err(error)) if error.is::<LengthLimitError>() => {
+            return Err(ApiError::PayloadTooLarge(Some(shared.body_limit)));
+        }
         Ok(Err(_)) => {
             return Err(ApiError::InvalidJson(
                 "the request body could not be read".to_owned(),
@@ -302,6 +307,23 @@ async fn admit(
         Ok(Ok(collected)) => collected.to_bytes(),
     };
     Ok((Request::from_parts(parts, Body::from(bytes)), slot))
+}
+
+/// A CORS preflight `cors` refuses: answered as a preflight, without CORS headers, so
+/// the browser blocks the real request (a 405 would read as a routing bug); the log says why.
+fn refuse_preflight(request: &Request, reason: &'static str) -> Response {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .unwrap_or_default();
+    tracing::info!(
+        http.path = request.uri().path(),
+        cors.origin = origin,
+        cors.reason = reason,
+        "CORS preflight refused"
+    );
+    axum::http::StatusCode::NO_CONTENT.into_response()
 }
 
 /// The caller's request ID when sane, else a new one, set on the request for what follows.

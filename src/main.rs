@@ -9,12 +9,15 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use vonage_sessions::app::App;
-use vonage_sessions::config::{AuthMode, Config, ConfigError, LogFormat, Sources};
+use vonage_sessions::config::{
+    AuthMode, Config, ConfigError, LogFormat, REDACTED, Report, Sources,
+};
 use vonage_sessions::emulator::{Emulator, Faults};
 use vonage_sessions::telemetry;
 use vonage_sessions::video::Credentials;
 
 mod commands;
+mod output;
 
 /// A server that creates Vonage Video sessions and mints client tokens, so that browsers and
 /// apps never hold Vonage credentials.
@@ -38,7 +41,8 @@ enum Command {
     Emulator(EmulatorArgs),
     /// Exit 0 when /readyz answers 200 (for the container's HEALTHCHECK).
     Healthcheck(HealthcheckArgs),
-    /// Load and validate the configuration, print it with secrets redacted.
+    /// Load and validate the configuration, report every problem (exit 78), or print the
+    /// effective configuration as TOML with secrets redacted (exit 0).
     CheckConfig,
 }
 
@@ -83,11 +87,12 @@ struct EmulatorArgs {
 
 #[derive(Debug, Args)]
 struct HealthcheckArgs {
-    /// URL to probe (default: /readyz on server.listen, via loopback).
-    #[arg(long)]
+    /// URL to probe. Default: /readyz on the configured server.listen (config files and
+    /// VONAGE_SESSIONS__SERVER__LISTEN), a wildcard address replaced by loopback.
+    #[arg(long, value_name = "URL")]
     url: Option<String>,
-    /// Give up after this long.
-    #[arg(long, default_value_t = 2000)]
+    /// Give up after this many milliseconds (connecting and answering).
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
     timeout_ms: u64,
 }
 
@@ -108,7 +113,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            output::err(format!("error: cannot start the async runtime: {error}"));
             return ExitCode::FAILURE;
         }
     };
@@ -123,7 +128,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let config_error = error.downcast_ref::<ConfigError>().is_some();
-            eprintln!("error: {error:#}");
+            output::err(format!("error: {error:#}"));
             if config_error {
                 ExitCode::from(EXIT_CONFIG)
             } else {
@@ -133,35 +138,63 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads the config and credentials exactly as `serve` needs them, failing on what is missing.
+/// Loads the config and credentials exactly as `serve` needs them, reporting every problem
+/// at once (each naming its key) rather than the first.
 fn load_for_serve(
     sources: &Sources<'_>,
     listen: Option<SocketAddr>,
-) -> anyhow::Result<(Config, Credentials)> {
-    let mut config = Config::load(sources)?;
-    if let Some(listen) = listen {
-        config.server.listen = listen;
-    }
-    if config.auth.mode == AuthMode::Unset {
-        return Err(ConfigError::Invalid {
-            key: "auth.mode".into(),
-            message:
-                "choose who may call: set auth.mode (e.g. VONAGE_SESSIONS__AUTH__MODE=anonymous); \
-                      `vonage-sessions dev` picks anonymous for you"
-                    .into(),
+) -> anyhow::Result<(Config, Credentials, Report)> {
+    let mut report = Config::load_reporting(sources);
+    let mut problems = std::mem::take(&mut report.problems);
+    let mut credentials = None;
+    if let Some(config) = &mut report.config {
+        if let Some(listen) = listen {
+            config.server.listen = listen;
         }
-        .into());
+        if config.auth.mode == AuthMode::Unset {
+            problems.push(ConfigError::Invalid {
+                key: "auth.mode".into(),
+                message:
+                    "choose who may call: set auth.mode (e.g. VONAGE_SESSIONS__AUTH__MODE=anonymous); \
+                     `vonage-sessions dev` picks anonymous for you"
+                        .into(),
+            });
+        }
+        // A credential variable already reported is not reported again as missing.
+        let credential_reported = problems.iter().any(|p| {
+            let key = p.key();
+            key.starts_with("VONAGE_APPLICATION_ID")
+                || key.starts_with("VONAGE_PRIVATE_KEY")
+                || key.starts_with("OPENTOK_API_")
+        });
+        if !credential_reported {
+            match commands::credentials_from(config) {
+                Ok(parsed) => credentials = Some(parsed),
+                Err(error) => match error.downcast::<ConfigError>() {
+                    Ok(problem) => problems.push(problem),
+                    Err(other) => return Err(other),
+                },
+            }
+        }
     }
-    let credentials = commands::credentials_from(&config)?;
-    Ok((config, credentials))
+    if let Some(error) = ConfigError::from_problems(problems) {
+        return Err(error.into());
+    }
+    match (report.config.clone(), credentials) {
+        (Some(config), Some(credentials)) => Ok((config, credentials, report)),
+        _ => Err(anyhow::anyhow!("the configuration could not be loaded")),
+    }
 }
 
 async fn serve(sources: &Sources<'_>, args: ListenArgs) -> anyhow::Result<()> {
-    let (config, credentials) = load_for_serve(sources, args.listen)?;
+    let (config, credentials, _) = load_for_serve(sources, args.listen)?;
     telemetry::init(&config.log);
     let app = App::build(&config, credentials).await?;
     let shutdown = commands::shutdown_signal();
-    println!("vonage-sessions listening on http://{}", app.local_addr());
+    output::out(format!(
+        "vonage-sessions listening on http://{}",
+        app.local_addr()
+    ));
     app.run_until(shutdown).await.context("serving")?;
     tracing::info!("stopped");
     Ok(())
@@ -183,10 +216,10 @@ async fn emulator(env: &dyn Fn(&str) -> Option<String>, args: EmulatorArgs) -> a
         .await
         .context("binding the emulator")?;
     let shutdown = commands::shutdown_signal();
-    println!(
+    output::out(format!(
         "vonage-sessions emulator listening on {}",
         emulator.base_url()
-    );
+    ));
     emulator
         .run_until(shutdown)
         .await
@@ -197,20 +230,10 @@ async fn emulator(env: &dyn Fn(&str) -> Option<String>, args: EmulatorArgs) -> a
 async fn healthcheck(sources: &Sources<'_>, args: HealthcheckArgs) -> ExitCode {
     let url = match args.url {
         Some(url) => url,
-        None => match Config::load(sources) {
-            Ok(config) => {
-                let mut addr = config.server.listen;
-                if addr.ip().is_unspecified() {
-                    addr.set_ip(if addr.is_ipv4() {
-                        [127, 0, 0, 1].into()
-                    } else {
-                        std::net::Ipv6Addr::LOCALHOST.into()
-                    });
-                }
-                format!("http://{addr}/readyz")
-            }
+        None => match configured_readyz(sources) {
+            Ok(url) => url,
             Err(error) => {
-                eprintln!("error: {error}");
+                output::err(format!("error: {error}"));
                 return ExitCode::from(EXIT_CONFIG);
             }
         },
@@ -225,28 +248,67 @@ async fn healthcheck(sources: &Sources<'_>, args: HealthcheckArgs) -> ExitCode {
     match response {
         Ok(response) if response.status() == reqwest::StatusCode::OK => ExitCode::SUCCESS,
         Ok(response) => {
-            eprintln!("unhealthy: {url} answered {}", response.status());
+            output::err(format!("unhealthy: {url} answered {}", response.status()));
             ExitCode::FAILURE
         }
         Err(error) => {
-            eprintln!("unhealthy: {url}: {error}");
+            output::err(format!("unhealthy: {url}: {error}"));
             ExitCode::FAILURE
         }
     }
 }
 
+/// `/readyz` on the configured `server.listen`, via loopback for a wildcard address. Problems
+/// elsewhere in the configuration (a credential, say) do not stop the probe: `serve` would
+/// not have started with them, and the probe only needs the address.
+fn configured_readyz(sources: &Sources<'_>) -> Result<String, ConfigError> {
+    let report = Config::load_reporting(sources);
+    let listen_problem = report
+        .problems
+        .iter()
+        .any(|p| p.key() == "server.listen" || p.key().is_empty());
+    let config = match report.config {
+        Some(config) if !listen_problem => config,
+        _ => {
+            return Err(ConfigError::from_problems(report.problems)
+                .unwrap_or_else(|| ConfigError::Several(Vec::new())));
+        }
+    };
+    let mut addr = config.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    Ok(format!("http://{addr}/readyz"))
+}
+
+/// Prints the effective configuration as TOML (comments say what was checked), or fails with
+/// every problem. See docs/check-config.md.
 fn check_config(sources: &Sources<'_>) -> anyhow::Result<()> {
-    let (config, credentials) = load_for_serve(sources, None)?;
-    println!("configuration is valid");
-    println!(
-        "credentials: {} ({}), key parsed",
+    let (config, credentials, report) = load_for_serve(sources, None)?;
+    let kind = match &credentials {
+        Credentials::Application(_) => "Vonage application",
+        Credentials::Legacy(_) => "legacy OpenTok project",
+    };
+    let mut text = String::from("# vonage-sessions check-config: the configuration is valid.\n");
+    text.push_str(&format!(
+        "# credentials: {kind} {} ({}), from the environment, key parsed ({REDACTED})\n",
+        credentials.owner(),
         credentials.kind(),
-        credentials.owner()
-    );
-    println!(
-        "video API: {}",
+    ));
+    if config.auth.hs256_secret.is_some() {
+        text.push_str(&format!(
+            "# caller tokens: HS256 secret from VONAGE_SESSIONS_AUTH_HS256_SECRET ({REDACTED})\n"
+        ));
+    }
+    text.push_str(&format!(
+        "# video API: {}\n\n",
         config.video_base_url(matches!(credentials, Credentials::Application(_)))
-    );
-    println!("{config:#?}");
+    ));
+    text.push_str(report.effective_toml().trim_end());
+    output::out(text);
     Ok(())
 }

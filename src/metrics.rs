@@ -35,6 +35,7 @@ pub fn install() -> PrometheusHandle {
             let handle =
                 recorder.unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle());
             describe();
+            register_zeroes();
             metrics::gauge!("build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             handle
         })
@@ -93,6 +94,41 @@ pub fn spawn_upkeep(handle: PrometheusHandle) {
         }
     });
 }
+
+/// The series of every listed family whose labels are known in advance, at zero, so that a
+/// dashboard or an alert sees them before their first event (a counter otherwise appears only
+/// when first incremented). The `http_*` series are by route, method and status and appear with
+/// their first request; `vonage_call*` ones with their first call.
+fn register_zeroes() {
+    use metrics::counter;
+    for operation in VONAGE_OPERATIONS {
+        counter!("vonage_retries_total", "operation" => operation).increment(0);
+    }
+    counter!("room_claim_contention_total").increment(0);
+    counter!("room_store_errors_total").increment(0);
+    for limit in ["in_flight", "vonage_calls"] {
+        counter!("load_shed_total", "limit" => limit).increment(0);
+    }
+    for budget in [crate::auth::Budget::Create, crate::auth::Budget::Join] {
+        counter!("rate_limited_total", "budget" => budget.as_str()).increment(0);
+    }
+    for role in ["publisher", "subscriber", "moderator", "publisheronly"] {
+        counter!("tokens_issued_total", "role" => role).increment(0);
+    }
+    for outcome in ["created", "joined", "failed"] {
+        counter!("room_joins_total", "outcome" => outcome).increment(0);
+    }
+    metrics::gauge!("vonage_breaker_state").increment(0.0);
+}
+
+/// The `operation` label values of Vonage calls (`video::client` and `video::archives`).
+pub const VONAGE_OPERATIONS: [&str; 5] = [
+    "create_session",
+    "start_archive",
+    "stop_archive",
+    "get_archive",
+    "list_archives",
+];
 
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};

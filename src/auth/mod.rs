@@ -45,7 +45,8 @@ pub struct TokenRequest {
     /// Connection data other participants see (at most 1000 characters).
     #[schema(max_length = 1000)]
     pub data: Option<String>,
-    /// Lifetime in seconds (default `tokens.default_ttl_seconds`, capped at `tokens.max_ttl_seconds`).
+    /// Lifetime in seconds, 1 to 2592000 (Vonage's 30 days; anything else is a 400). Default
+    /// `tokens.default_ttl_seconds`; a lifetime over `tokens.max_ttl_seconds` is capped to it.
     #[schema(minimum = 1, maximum = 2592000)]
     #[serde(default, deserialize_with = "whole_seconds")]
     pub ttl_seconds: Option<u64>,

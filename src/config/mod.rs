@@ -11,12 +11,14 @@ use figment::providers::{Env, Format as _, Toml};
 use serde::Deserialize;
 use url::Url;
 
+mod report;
 mod secrets;
 mod sections;
 #[cfg(test)]
 mod tests;
 mod validate;
 
+pub use report::{REDACTED, Report, set_by_user};
 pub use secrets::{EmulatorSecrets, emulator_secrets};
 use secrets::{credentials_from_env, secret_var};
 pub use sections::{
@@ -71,6 +73,9 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// More than one problem (see `Config::load_reporting`), each naming its key.
+    #[error("{}", report::several(.0))]
+    Several(Vec<ConfigError>),
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {

@@ -90,6 +90,12 @@ impl Emulator {
         self
     }
 
+    /// The `/_emulator/*` control endpoints as a router sharing this emulator's state, to
+    /// mount on another listener (`dev` serves them on the main port too).
+    pub fn control_router(&self) -> axum::Router {
+        control::router(Arc::clone(&self.shared))
+    }
+
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

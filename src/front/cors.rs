@@ -2,7 +2,9 @@
 //! with tower-http's `CorsLayer` answering preflights and adding the headers. A request from an
 //! origin not on the list, or to a probe or `/metrics`, bypasses the layer entirely: it gets no
 //! CORS headers at all (the browser then blocks the page from reading the answer), and its
-//! preflight is an ordinary 405. Requests without `Origin` (servers, probes) are never refused.
+//! preflight is answered as a preflight, 204 without CORS headers (so the browser refuses to send
+//! the request), with the reason in the log. Requests without `Origin` (servers, probes) are
+//! never refused.
 //!
 //! Entries are `scheme://host[:port]` exactly as browsers send them, `scheme://host:*` for any
 //! port of one host (what `dev` uses for `http://localhost:*`), or `"*"` alone, which allows
@@ -143,6 +145,32 @@ impl CorsPolicy {
         let (origins, layer) = self.0.as_deref()?;
         let origin = request.headers().get(header::ORIGIN)?;
         (origins.allows(origin) && !is_outside_cors(request.uri().path())).then_some(layer)
+    }
+
+    /// For a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) that
+    /// [`CorsPolicy::layer_for`] does not answer: why it is refused, for the log line.
+    pub fn refused_preflight(&self, request: &Request) -> Option<&'static str> {
+        let headers = request.headers();
+        if request.method() != Method::OPTIONS
+            || !headers.contains_key(header::ORIGIN)
+            || !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            return None;
+        }
+        Some(match self.0.as_deref() {
+            None => "cors.allowed_origins is empty: no browser origin may call",
+            Some(_) if is_outside_cors(request.uri().path()) => {
+                "probes and /metrics are not cross-origin resources"
+            }
+            Some((origins, _))
+                if !headers
+                    .get(header::ORIGIN)
+                    .is_some_and(|o| origins.allows(o)) =>
+            {
+                "the origin is not in cors.allowed_origins"
+            }
+            Some(_) => return None,
+        })
     }
 }
 

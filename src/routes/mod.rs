@@ -85,7 +85,8 @@ pub fn openapi_json() -> String {
     text
 }
 
-/// All routes. Probes answer GET and HEAD (axum answers HEAD for GET routes).
+/// All routes. Probes answer GET and HEAD (axum answers HEAD for GET routes). Path templates are
+/// written as in the OpenAPI document (`{sessionId}`), since they are the metrics' `route` label.
 pub fn router() -> Router<AppState> {
     let openapi = openapi_json();
     Router::new()

@@ -161,7 +161,7 @@ fn example(code: &str) -> ApiError {
         "invalid_request" => ApiError::invalid("field", "message"),
         "invalid_json" => ApiError::InvalidJson(String::new()),
         "unsupported_media_type" => ApiError::UnsupportedMediaType,
-        "payload_too_large" => ApiError::PayloadTooLarge,
+        "payload_too_large" => ApiError::PayloadTooLarge(None),
         "request_timeout" => ApiError::RequestTimeout,
         "unauthenticated" => ApiError::Unauthenticated {
             invalid_token: false,

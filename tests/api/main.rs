@@ -3,6 +3,8 @@
 mod archives;
 mod attacks;
 mod auth;
+mod details;
+mod dev;
 mod emulator;
 mod emulator_archives;
 mod errors;

@@ -598,7 +598,7 @@ async fn jwt_mode_never_leaks_the_hs256_secret_and_refuses_to_start_half_configu
     let (code, printed) = run(&["check-config"], &check_env);
     assert_eq!(code, 0, "{printed}");
     assert!(
-        printed.contains("Jwt") && !printed.contains(HS256_SECRET),
+        printed.contains("mode = \"jwt\"") && !printed.contains(HS256_SECRET),
         "{printed}"
     );
 
