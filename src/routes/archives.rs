@@ -291,7 +291,7 @@ pub async fn start_archive(
     caller: Caller,
     OptionalJson(body): OptionalJson<StartArchiveRequest>,
 ) -> ApiResult<(StatusCode, Json<ArchiveResponse>)> {
-    state.auth.authorize(&caller, Scope::Moderate)?;
+    state.auth.authorize(&caller, Scope::Moderate).await?;
     owned_session(&state, &session_id)?;
     let start = body.into_start(session_id)?;
     let archive = state.video.start_archive(&start).await?;
@@ -314,7 +314,7 @@ pub async fn stop_archive(
     Path(archive_id): Path<String>,
     caller: Caller,
 ) -> ApiResult<Json<ArchiveResponse>> {
-    state.auth.authorize(&caller, Scope::Moderate)?;
+    state.auth.authorize(&caller, Scope::Moderate).await?;
     checked_archive_id(&archive_id)?;
     Ok(Json(state.video.stop_archive(&archive_id).await?.into()))
 }
@@ -333,7 +333,7 @@ pub async fn get_archive(
     Path(archive_id): Path<String>,
     caller: Caller,
 ) -> ApiResult<Json<ArchiveResponse>> {
-    state.auth.authorize(&caller, Scope::Join)?;
+    state.auth.authorize(&caller, Scope::Join).await?;
     checked_archive_id(&archive_id)?;
     Ok(Json(state.video.get_archive(&archive_id).await?.into()))
 }
@@ -359,7 +359,7 @@ pub async fn list_archives(
     RawQuery(query): RawQuery,
     caller: Caller,
 ) -> ApiResult<Json<ArchiveListResponse>> {
-    state.auth.authorize(&caller, Scope::Join)?;
+    state.auth.authorize(&caller, Scope::Join).await?;
     owned_session(&state, &session_id)?;
     let (mut offset, mut count) = (0u32, 50u32);
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
