@@ -575,6 +575,14 @@ def main():
                 f"{app.name}: a join answered {status} {body[:200]!r}, not 503 store_unavailable")
         status, body = http("POST", f"{base}/rooms/while-redis-is-down/join", {})
         status == 503 or fail(f"through the proxy a join answered {status}, not 503")
+        for app in apps:
+            metrics = http("GET", f"http://{app.address}:8080/metrics")[1].decode(errors="replace")
+            counted = [l for l in metrics.splitlines() if l.startswith("rate_limit_store_fallback_total")]
+            (counted and float(counted[0].split()[-1]) == 1) or fail(f"{app.name}: rate_limit_store_fallback_total is {counted}, not 1")
+            with open(app.log.name, errors="replace") as log:
+                said = sum("fall back to this replica's local budget" in line for line in log)
+            said == 1 or fail(f"{app.name} logged the rate-limit fallback {said} times, not once")
+        ok("each replica's rate limits fell back to its local budget: said once in its log, rate_limit_store_fallback_total 1")
         ok(f"joins answer 503 store_unavailable on both replicas; through the proxy 503 ({'problem+json' if json_of(body).get('code') else 'HAProxy: no replica is ready'})")
         redis.start()
         redis.wait_healthy()
