@@ -19,6 +19,7 @@ use crate::auth::AuthPolicy;
 use crate::config::{Config, RoomStoreKind};
 use crate::error::ApiError;
 use crate::front::FrontLayer;
+use crate::redis_conn::{RedisConnection, RedisTopology, redis_reason};
 use crate::rooms::memory::MemoryStore;
 use crate::rooms::redis_store::RedisStore;
 use crate::rooms::store::RoomStore;
@@ -73,11 +74,16 @@ impl App {
         let readiness = Readiness::default();
         let video =
             VideoClient::new(&settings, credentials.clone()).context("building the HTTP client")?;
+        let redis = redis_connection(config)?;
         let state = AppState(Arc::new(Handles {
-            rooms: Rooms::new(room_store(config)?, video.clone(), room_settings(config)),
+            rooms: Rooms::new(
+                room_store(config, redis.clone())?,
+                video.clone(),
+                room_settings(config),
+            ),
             video,
             tokens: TokenIssuer::new(credentials, config.tokens.legacy_format),
-            auth: AuthPolicy::new(config)?,
+            auth: AuthPolicy::with_redis(config, redis)?,
             readiness: readiness.clone(),
         }));
         let metrics_router = Router::new().route(
@@ -154,14 +160,36 @@ impl App {
     }
 }
 
-fn room_store(config: &Config) -> anyhow::Result<Arc<dyn RoomStore>> {
-    Ok(match config.rooms.store {
-        RoomStoreKind::Memory => Arc::new(MemoryStore::new()),
-        RoomStoreKind::Redis => Arc::new(RedisStore::new(
-            secrecy::ExposeSecret::expose_secret(&config.rooms.redis_url),
+/// The deployment's Redis (one server, Sentinel or Cluster) with `rooms.store = "redis"`:
+/// one connection shared by the room store and the rate limits.
+fn redis_connection(config: &Config) -> anyhow::Result<Option<RedisConnection>> {
+    if config.rooms.store != RoomStoreKind::Redis {
+        return Ok(None);
+    }
+    let topology = RedisTopology::from_config(&config.rooms);
+    let connection = RedisConnection::new(
+        &topology,
+        Duration::from_millis(config.rooms.store_timeout_ms),
+    )
+    .map_err(|e| anyhow::anyhow!("Redis ({}): {}", topology.kind(), redis_reason(&e)))?;
+    tracing::info!(
+        redis.topology = topology.kind(),
+        "rooms and rate limits in Redis"
+    );
+    Ok(Some(connection))
+}
+
+fn room_store(
+    config: &Config,
+    redis: Option<RedisConnection>,
+) -> anyhow::Result<Arc<dyn RoomStore>> {
+    Ok(match (config.rooms.store, redis) {
+        (RoomStoreKind::Redis, Some(connection)) => Arc::new(RedisStore::with_connection(
+            connection,
             &config.rooms.key_prefix,
             Duration::from_millis(config.rooms.store_timeout_ms),
-        )?),
+        )),
+        _ => Arc::new(MemoryStore::new()),
     })
 }
 

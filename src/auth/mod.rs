@@ -17,6 +17,7 @@ pub mod jwt;
 mod policy;
 pub mod rate_limit;
 mod scope;
+mod shared_limit;
 
 use std::sync::Arc;
 

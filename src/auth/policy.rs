@@ -59,6 +59,15 @@ impl AuthPolicy {
     /// Builds the policy from a validated config. `auth.mode` must have been chosen (`serve`
     /// checks it first). With a JWKS URL, starts fetching the keys in the background.
     pub fn new(config: &Config) -> Result<Self, ConfigError> {
+        Self::with_redis(config, None)
+    }
+
+    /// Like `new`; with the deployment's Redis (`rooms.store = "redis"`), the rate limits are
+    /// shared by every replica (see `rate_limit`).
+    pub fn with_redis(
+        config: &Config,
+        redis: Option<crate::redis_conn::RedisConnection>,
+    ) -> Result<Self, ConfigError> {
         let auth = &config.auth;
         let mode = match auth.mode {
             AuthMode::Jwt => {
@@ -92,7 +101,16 @@ impl AuthPolicy {
                 .min(config.tokens.max_ttl_seconds),
             max_ttl_seconds: config.tokens.max_ttl_seconds,
             trusted_proxies,
-            limits: RateLimits::new(&config.rate_limits),
+            limits: RateLimits::with_shared(
+                &config.rate_limits,
+                redis.map(|connection| {
+                    (
+                        connection,
+                        config.rooms.key_prefix.as_str(),
+                        std::time::Duration::from_millis(config.rooms.store_timeout_ms),
+                    )
+                }),
+            ),
         })))
     }
 
@@ -154,7 +172,7 @@ impl AuthPolicy {
 
     /// Checks that `caller` holds `scope`, then spends one call of the matching budget
     /// (creating: the create budget; everything else: the join budget).
-    pub fn authorize(&self, caller: &Caller, scope: Scope) -> Result<(), Refusal> {
+    pub async fn authorize(&self, caller: &Caller, scope: Scope) -> Result<(), Refusal> {
         if !caller.scopes.contains(scope) {
             return Err(Refusal::MissingScope(scope));
         }
@@ -167,6 +185,7 @@ impl AuthPolicy {
         };
         limits
             .check(&caller.key, budget)
+            .await
             .map_err(Refusal::RateLimited)
     }
 

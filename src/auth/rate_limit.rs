@@ -6,6 +6,9 @@
 //! Memory stays bounded: a background task drops every key whose bucket is full again
 //! (`retain_recent`), so only callers active within the last burst window (10 s for the default
 //! create budget) plus one sweep interval are held.
+//!
+//! With `rooms.store = "redis"` the budgets are shared by every replica in Redis instead
+//! (`shared_limit`); the local buckets then decide only while Redis does not answer.
 
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -17,7 +20,9 @@ use axum::http::{HeaderName, HeaderValue};
 use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
+use super::shared_limit::{Decision, SharedLimiter};
 use crate::config::RateLimitsConfig;
+use crate::redis_conn::RedisConnection;
 
 /// How often idle keys are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
@@ -134,6 +139,7 @@ impl Bucket {
 struct Buckets {
     create: Bucket,
     join: Bucket,
+    shared: Option<SharedLimiter>,
 }
 
 /// The per-caller budgets. Cheap to clone.
@@ -145,6 +151,7 @@ impl std::fmt::Debug for RateLimits {
         f.debug_struct("RateLimits")
             .field("create_per_minute", &self.0.create.per_minute)
             .field("join_per_minute", &self.0.join.per_minute)
+            .field("shared", &self.0.shared.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -154,12 +161,24 @@ impl RateLimits {
     /// validation guarantees non-zero rates and bursts. Starts the idle-key sweeper when
     /// called inside a Tokio runtime; it stops when the limits are dropped.
     pub fn new(config: &RateLimitsConfig) -> Option<Self> {
+        Self::with_shared(config, None)
+    }
+
+    /// Like `new`; with `shared` = (Redis connection, key prefix, call timeout), the budgets are
+    /// shared by every replica using that Redis, and local only while it does not answer.
+    pub fn with_shared(
+        config: &RateLimitsConfig,
+        shared: Option<(RedisConnection, &str, Duration)>,
+    ) -> Option<Self> {
         if !config.enabled {
             return None;
         }
         let limits = Self(Arc::new(Buckets {
             create: Bucket::new(config.create_per_minute, config.create_burst)?,
             join: Bucket::new(config.join_per_minute, config.join_burst)?,
+            shared: shared.map(|(connection, prefix, timeout)| {
+                SharedLimiter::new(connection, prefix, timeout)
+            }),
         }));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(sweep(Arc::downgrade(&limits.0)));
@@ -167,20 +186,35 @@ impl RateLimits {
         Some(limits)
     }
 
-    /// Spends one call of `budget` for `key`.
-    pub fn check(&self, key: &CallerKey, budget: Budget) -> Result<(), RateLimited> {
+    /// Spends one call of `budget` for `key`: in Redis when shared and Redis answers, else
+    /// in this replica's bucket.
+    pub async fn check(&self, key: &CallerKey, budget: Budget) -> Result<(), RateLimited> {
         let bucket = match budget {
             Budget::Create => &self.0.create,
             Budget::Join => &self.0.join,
         };
-        bucket.limiter.check_key(key).map_err(|not_until| {
-            metrics::counter!("rate_limited_total", "budget" => budget.as_str()).increment(1);
-            RateLimited {
-                budget,
-                per_minute: bucket.per_minute,
-                burst: bucket.burst,
-                retry_after: not_until.wait_time_from(bucket.limiter.clock().now()),
+        let decision = match &self.0.shared {
+            Some(shared) => {
+                shared
+                    .decide(key, budget, bucket.per_minute, bucket.burst)
+                    .await
             }
+            None => None,
+        };
+        let retry_after = match decision {
+            Some(Decision::Allowed) => return Ok(()),
+            Some(Decision::Refused(retry_after)) => retry_after,
+            None => match bucket.limiter.check_key(key) {
+                Ok(()) => return Ok(()),
+                Err(not_until) => not_until.wait_time_from(bucket.limiter.clock().now()),
+            },
+        };
+        metrics::counter!("rate_limited_total", "budget" => budget.as_str()).increment(1);
+        Err(RateLimited {
+            budget,
+            per_minute: bucket.per_minute,
+            burst: bucket.burst,
+            retry_after,
         })
     }
 
@@ -224,23 +258,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn each_caller_has_its_own_budget_and_a_refusal_says_when_to_retry() {
+    #[tokio::test]
+    async fn each_caller_has_its_own_budget_and_a_refusal_says_when_to_retry() {
         let limits = RateLimits::new(&config(60, 2)).unwrap();
         let alice = CallerKey::Subject("alice".into());
         let bob = CallerKey::Subject("bob".into());
-        assert!(limits.check(&alice, Budget::Create).is_ok());
-        assert!(limits.check(&alice, Budget::Create).is_ok());
-        let refused = limits.check(&alice, Budget::Create).unwrap_err();
+        assert!(limits.check(&alice, Budget::Create).await.is_ok());
+        assert!(limits.check(&alice, Budget::Create).await.is_ok());
+        let refused = limits.check(&alice, Budget::Create).await.unwrap_err();
         assert_eq!(refused.budget, Budget::Create);
         assert!(refused.retry_after <= Duration::from_secs(1));
         assert_eq!(refused.retry_after_seconds(), 1);
         assert!(
-            limits.check(&bob, Budget::Create).is_ok(),
+            limits.check(&bob, Budget::Create).await.is_ok(),
             "bob is unaffected"
         );
         assert!(
-            limits.check(&alice, Budget::Join).is_ok(),
+            limits.check(&alice, Budget::Join).await.is_ok(),
             "the join budget is separate"
         );
         let headers = refused.headers();
@@ -249,14 +283,14 @@ mod tests {
         assert_eq!(headers[3].1, "60;w=60;burst=2;comment=\"create\"");
     }
 
-    #[test]
-    fn idle_keys_are_evicted() {
+    #[tokio::test]
+    async fn idle_keys_are_evicted() {
         // 6000 a minute: a bucket refills in 10 ms, after which its key is indistinguishable
         // from a fresh one.
         let limits = RateLimits::new(&config(6000, 1)).unwrap();
         for n in 0..100u8 {
             let key = CallerKey::from_ip(IpAddr::from([10, 0, 0, n]));
-            limits.check(&key, Budget::Create).unwrap();
+            limits.check(&key, Budget::Create).await.unwrap();
         }
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(limits.evict_idle(), 0);

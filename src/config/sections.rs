@@ -187,6 +187,12 @@ pub struct RoomsConfig {
     pub store: RoomStoreKind,
     /// Redis URL (may hold a password: redacted from `Debug`).
     pub redis_url: SecretString,
+    /// Redis Sentinel: the sentinels' URLs (redacted from `Debug`).
+    pub redis_sentinels: Vec<SecretString>,
+    /// Redis Sentinel: the monitored master's name.
+    pub redis_sentinel_master: String,
+    /// Redis Cluster: some of its nodes' URLs (redacted from `Debug`).
+    pub redis_cluster_urls: Vec<SecretString>,
     /// Prefix of Redis keys.
     pub key_prefix: String,
     /// Sliding TTL of a room.

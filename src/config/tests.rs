@@ -344,3 +344,39 @@ fn rate_limits_and_cors_values_name_their_key() {
     assert_eq!(defaults.auth.leeway_seconds, 60);
     assert!(defaults.cors.allowed_origins.is_empty());
 }
+
+#[test]
+fn redis_sentinel_and_cluster_take_exactly_one_topology_and_hide_passwords() {
+    let env = env_of(&[]);
+    let sources = Sources {
+        config_dir: PathBuf::from("config"),
+        env: &env,
+        process_env_overrides: false,
+    };
+    let load_with = |toml: &str| {
+        let figment = Config::figment(&sources).unwrap().merge(Toml::string(toml));
+        Config::from_figment(figment, &env)
+    };
+    let error = |toml: &str| load_with(toml).unwrap_err().to_string();
+    let no_master = error(
+        "[rooms]\nstore = \"redis\"\nredis_sentinels = [\"redis://:hunter2@127.0.0.1:26379\"]",
+    );
+    assert!(
+        no_master.starts_with("rooms.redis_sentinel_master") && !no_master.contains("hunter2"),
+        "{no_master}"
+    );
+    let both = error(
+        "[rooms]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1\"\nredis_cluster_urls = [\"redis://127.0.0.1:7000\"]",
+    );
+    assert!(both.starts_with("rooms"), "{both}");
+    let wrong =
+        error("[rooms]\nstore = \"redis\"\nredis_cluster_urls = [\"http://127.0.0.1:7000\"]");
+    assert!(wrong.starts_with("rooms.redis_cluster_urls"), "{wrong}");
+    let sentinel = load_with(
+        "[rooms]\nstore = \"redis\"\nredis_sentinels = [\"redis://:hunter2@127.0.0.1:26379\"]\nredis_sentinel_master = \"mymaster\"",
+    )
+    .unwrap();
+    assert!(!format!("{sentinel:?}").contains("hunter2"));
+    load_with("[rooms]\nstore = \"redis\"\nredis_cluster_urls = [\"redis://127.0.0.1:7000\", \"redis://127.0.0.1:7001\"]")
+        .unwrap();
+}

@@ -232,22 +232,7 @@ impl Config {
     pub(super) fn validate_rooms(&self) -> Result<(), ConfigError> {
         let rooms = &self.rooms;
         if rooms.store == RoomStoreKind::Redis {
-            let url = secrecy::ExposeSecret::expose_secret(&rooms.redis_url);
-            if url.is_empty() {
-                return Err(invalid(
-                    "rooms.redis_url",
-                    "is required with rooms.store = \"redis\"",
-                ));
-            }
-            // The parse error never includes the URL, which may carry a password.
-            let parsed = Url::parse(url)
-                .map_err(|e| invalid("rooms.redis_url", format!("is not a URL ({e})")))?;
-            if !matches!(parsed.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
-                return Err(invalid(
-                    "rooms.redis_url",
-                    "must be a redis:// or rediss:// URL",
-                ));
-            }
+            validate_redis_topology(rooms)?;
         }
         if rooms.ttl_seconds == 0 || rooms.join_wait_ms == 0 || rooms.store_timeout_ms == 0 {
             return Err(invalid(
@@ -263,4 +248,65 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// With `rooms.store = "redis"`: exactly one of `redis_url`, `redis_sentinels` (with
+/// `redis_sentinel_master`) and `redis_cluster_urls`, each URL a `redis://` or `rediss://` one.
+/// Errors never quote a URL, which may carry a password.
+fn validate_redis_topology(rooms: &super::RoomsConfig) -> Result<(), ConfigError> {
+    use secrecy::ExposeSecret as _;
+    let single = !rooms.redis_url.expose_secret().is_empty();
+    let sentinel = !rooms.redis_sentinels.is_empty();
+    let cluster = !rooms.redis_cluster_urls.is_empty();
+    match u8::from(single) + u8::from(sentinel) + u8::from(cluster) {
+        0 => {
+            return Err(invalid(
+                "rooms.redis_url",
+                "is required with rooms.store = \"redis\" (or rooms.redis_sentinels, or rooms.redis_cluster_urls)",
+            ));
+        }
+        1 => {}
+        _ => {
+            return Err(invalid(
+                "rooms",
+                "set only one of redis_url, redis_sentinels and redis_cluster_urls",
+            ));
+        }
+    }
+    let check = |key: &str, url: &str, schemes: &[&str]| {
+        let parsed = Url::parse(url).map_err(|e| invalid(key, format!("is not a URL ({e})")))?;
+        if schemes.contains(&parsed.scheme()) {
+            Ok(())
+        } else {
+            Err(invalid(key, "must be a redis:// or rediss:// URL"))
+        }
+    };
+    if single {
+        check(
+            "rooms.redis_url",
+            rooms.redis_url.expose_secret(),
+            &["redis", "rediss", "redis+unix", "unix"],
+        )?;
+    }
+    for url in &rooms.redis_sentinels {
+        check(
+            "rooms.redis_sentinels",
+            url.expose_secret(),
+            &["redis", "rediss"],
+        )?;
+    }
+    if sentinel && rooms.redis_sentinel_master.is_empty() {
+        return Err(invalid(
+            "rooms.redis_sentinel_master",
+            "is required with rooms.redis_sentinels (the name the sentinels monitor)",
+        ));
+    }
+    for url in &rooms.redis_cluster_urls {
+        check(
+            "rooms.redis_cluster_urls",
+            url.expose_secret(),
+            &["redis", "rediss"],
+        )?;
+    }
+    Ok(())
 }

@@ -66,7 +66,12 @@ pub enum RoomError {
 
 /// Asked by the claim holder just before it would create the room's session: whether this
 /// caller may create it (scope and create budget). Joining an existing room never asks.
-pub type MayCreate<'a> = dyn Fn() -> Result<(), Refusal> + Send + Sync + 'a;
+/// Asynchronous, since a shared create budget is spent in Redis.
+pub type MayCreate<'a> = dyn Fn() -> MayCreateFuture<'a> + Send + Sync + 'a;
+
+/// The answer of a `MayCreate`.
+pub type MayCreateFuture<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send + 'a>>;
 
 /// The result of a join.
 #[derive(Debug, Clone)]
@@ -241,7 +246,7 @@ impl Rooms {
         options: &SessionOptions,
         may_create: &MayCreate<'_>,
     ) -> Result<Option<Joined>, RoomError> {
-        if let Err(refusal) = may_create() {
+        if let Err(refusal) = may_create().await {
             if let Err(release_error) = self.store.release(room, claim).await {
                 tracing::warn!(room, error = %release_error, "could not release a room claim; it will expire");
             }

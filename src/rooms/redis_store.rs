@@ -1,11 +1,14 @@
 //! The Redis room store, shared by every replica. Each operation is one Lua script, so a claim,
 //! a completion or a join is atomic in Redis itself. The connection manager reconnects on its
 //! own; every call is bounded by a timeout so a dead Redis gives a fast error, never a hang.
+//! Keys are hash-tagged by room (`<prefix>:room:{<name>}`), so every key of one room is in one
+//! Cluster slot (see `crate::redis_conn`, which also handles Sentinel and Cluster).
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, Script};
+
+use crate::redis_conn::{RedisConnection, RedisTopology, redis_reason};
 
 use super::store::{CLAIM_PREFIX, ClaimOutcome, RoomRecord, RoomStore, StoreError};
 
@@ -46,9 +49,9 @@ end
 return 0
 ";
 
-/// Rooms in Redis under `<prefix>:room:<name>`.
+/// Rooms in Redis under `<prefix>:room:{<name>}`.
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     prefix: String,
     timeout: Duration,
     claim_or_join: Script,
@@ -68,27 +71,25 @@ impl std::fmt::Debug for RedisStore {
 impl RedisStore {
     /// Connects lazily to `url` (a dead Redis at start-up makes `/readyz` 503, not a crash).
     pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)
+        let connection = RedisConnection::new(&RedisTopology::Single(url.to_owned()), timeout)
             .map_err(|e| StoreError(format!("invalid Redis URL: {}", redis_reason(&e))))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError(format!("Redis connection manager: {}", redis_reason(&e))))?;
-        Ok(Self {
+        Ok(Self::with_connection(connection, prefix, timeout))
+    }
+
+    /// The store over `connection` (one server, Sentinel or Cluster), shared with the rate limits.
+    pub fn with_connection(connection: RedisConnection, prefix: &str, timeout: Duration) -> Self {
+        Self {
             connection,
             prefix: prefix.to_owned(),
             timeout,
             claim_or_join: Script::new(CLAIM_OR_JOIN),
             complete: Script::new(COMPLETE),
             release: Script::new(RELEASE),
-        })
+        }
     }
 
     fn key(&self, room: &str) -> String {
-        format!("{}:room:{room}", self.prefix)
+        format!("{}:room:{{{room}}}", self.prefix)
     }
 
     /// Runs `operation` bounded by the store timeout, mapping every failure to `StoreError`.
@@ -191,18 +192,5 @@ impl RoomStore for RedisStore {
             .bounded(redis::cmd("PING").query_async(&mut connection))
             .await?;
         Ok(())
-    }
-}
-
-/// What went wrong, without the error's own text (which may quote the URL and its password).
-fn redis_reason(error: &redis::RedisError) -> String {
-    if error.is_timeout() {
-        "timed out".into()
-    } else if error.is_connection_refusal() {
-        "connection refused".into()
-    } else if error.is_io_error() || error.is_connection_dropped() {
-        "connection lost".into()
-    } else {
-        format!("{:?}", error.kind())
     }
 }

@@ -276,13 +276,13 @@ fn checked_archive_id(archive_id: &str) -> ApiResult<String> {
 /// Recordings are private by default: reading or listing archives (and so their download
 /// URLs) needs `video:archives:read` or `video:moderate`, which the default anonymous grant
 /// does not include. Spends one call of the join budget.
-fn authorize_read(state: &AppState, caller: &Caller) -> ApiResult<()> {
+async fn authorize_read(state: &AppState, caller: &Caller) -> ApiResult<()> {
     let scope = if caller.scopes().contains(Scope::Moderate) {
         Scope::Moderate
     } else {
         Scope::ArchivesRead
     };
-    state.auth.authorize(caller, scope)?;
+    state.auth.authorize(caller, scope).await?;
     Ok(())
 }
 
@@ -301,7 +301,7 @@ pub async fn start_archive(
     caller: Caller,
     OptionalJson(body): OptionalJson<StartArchiveRequest>,
 ) -> ApiResult<(StatusCode, Json<ArchiveResponse>)> {
-    state.auth.authorize(&caller, Scope::Moderate)?;
+    state.auth.authorize(&caller, Scope::Moderate).await?;
     owned_session(&state, &session_id)?;
     let start = body.into_start(session_id)?;
     let archive = state.video.start_archive(&start).await?;
@@ -321,7 +321,7 @@ pub async fn stop_archive(
     PathParam(archive_id): PathParam<String>,
     caller: Caller,
 ) -> ApiResult<Json<ArchiveResponse>> {
-    state.auth.authorize(&caller, Scope::Moderate)?;
+    state.auth.authorize(&caller, Scope::Moderate).await?;
     let archive_id = checked_archive_id(&archive_id)?;
     Ok(Json(state.video.stop_archive(&archive_id).await?.into()))
 }
@@ -339,7 +339,7 @@ pub async fn get_archive(
     PathParam(archive_id): PathParam<String>,
     caller: Caller,
 ) -> ApiResult<Json<ArchiveResponse>> {
-    authorize_read(&state, &caller)?;
+    authorize_read(&state, &caller).await?;
     let archive_id = checked_archive_id(&archive_id)?;
     Ok(Json(state.video.get_archive(&archive_id).await?.into()))
 }
@@ -364,7 +364,7 @@ pub async fn list_archives(
     RawQuery(query): RawQuery,
     caller: Caller,
 ) -> ApiResult<Json<ArchiveListResponse>> {
-    authorize_read(&state, &caller)?;
+    authorize_read(&state, &caller).await?;
     // A bearer of a token lists a session's archives only if it may join rooms (there are no
     // per-room join policies yet; when there are, this is where the room's is checked).
     if caller.identity().is_some() && !caller.scopes().contains(Scope::Join) {

@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 
 use crate::auth::{Caller, Scope, TokenRequest};
 use crate::error::{ApiError, ApiResult, OptionalJson, PathParam};
-use crate::rooms::is_valid_room_name;
 use crate::rooms::store::RoomRecord;
+use crate::rooms::{MayCreateFuture, is_valid_room_name};
 use crate::routes::sessions::{CreateSessionRequest, issue};
 use crate::state::AppState;
 use crate::video::Role;
@@ -94,7 +94,7 @@ pub async fn join_room(
     OptionalJson(body): OptionalJson<JoinRoomRequest>,
 ) -> ApiResult<(StatusCode, Json<JoinRoomResponse>)> {
     checked(&room)?;
-    state.auth.authorize(&caller, Scope::Join)?;
+    state.auth.authorize(&caller, Scope::Join).await?;
     let session = body.session.unwrap_or_default();
     if session.token.is_some() {
         return Err(ApiError::invalid(
@@ -107,7 +107,8 @@ pub async fn join_room(
         .auth
         .grant(&caller, &body.token.unwrap_or_default(), "token")?;
     // Asked only if this call would create the room's session.
-    let may_create = || state.auth.authorize(&caller, Scope::Create);
+    let may_create =
+        || Box::pin(state.auth.authorize(&caller, Scope::Create)) as MayCreateFuture<'_>;
     let joined = state.rooms.join(&room, &options, &may_create).await?;
     let (token, expires_at) = issue(&state, &joined.record.session_id, &grant)?;
     let owner = state.tokens.owner().to_owned();
@@ -145,7 +146,7 @@ pub async fn get_room(
     caller: Caller,
 ) -> ApiResult<Json<RoomResponse>> {
     checked(&room)?;
-    state.auth.authorize(&caller, Scope::Join)?;
+    state.auth.authorize(&caller, Scope::Join).await?;
     let RoomRecord {
         session_id,
         created_at,
@@ -178,7 +179,7 @@ pub async fn delete_room(
     caller: Caller,
 ) -> ApiResult<StatusCode> {
     checked(&room)?;
-    state.auth.authorize(&caller, Scope::Admin)?;
+    state.auth.authorize(&caller, Scope::Admin).await?;
     state.rooms.delete(&room).await?;
     Ok(StatusCode::NO_CONTENT)
 }

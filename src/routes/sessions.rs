@@ -113,7 +113,7 @@ pub async fn create_session(
     caller: Caller,
     OptionalJson(body): OptionalJson<CreateSessionRequest>,
 ) -> ApiResult<(StatusCode, Json<CreateSessionResponse>)> {
-    state.auth.authorize(&caller, Scope::Create)?;
+    state.auth.authorize(&caller, Scope::Create).await?;
     let options = body.session_options_at("")?;
     // Decide the token before calling Vonage, so a refused role creates no session.
     let grant = state
@@ -154,7 +154,7 @@ pub async fn create_token(
     caller: Caller,
     OptionalJson(body): OptionalJson<TokenRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
-    state.auth.authorize(&caller, Scope::Join)?;
+    state.auth.authorize(&caller, Scope::Join).await?;
     if !session_id::is_owned_by(&session_id, state.tokens.owner()) {
         return Err(ApiError::SessionNotFound);
     }

@@ -180,7 +180,7 @@ async fn a_dead_holders_claim_expires_and_a_later_joiner_takes_over() {
     redis
         .command(&[
             "SET",
-            "vonage-sessions:room:orphan",
+            "vonage-sessions:room:{orphan}",
             "pending:dead-replica",
             "PX",
             "1500",
@@ -205,7 +205,7 @@ async fn a_claim_that_never_completes_gives_a_bounded_503() {
     redis
         .command(&[
             "SET",
-            "vonage-sessions:room:stuck",
+            "vonage-sessions:room:{stuck}",
             "pending:slow",
             "PX",
             "60000",

@@ -52,13 +52,13 @@ fn jwt_caller(policy: &AuthPolicy, scopes: &[Scope], name: Option<&str>) -> Call
     }
 }
 
-#[test]
-fn anonymous_callers_get_create_and_join_by_default_and_the_grant_is_configurable() {
+#[tokio::test]
+async fn anonymous_callers_get_create_and_join_by_default_and_the_grant_is_configurable() {
     let (policy, caller) = policy();
-    assert!(policy.authorize(&caller, Scope::Create).is_ok());
-    assert!(policy.authorize(&caller, Scope::Join).is_ok());
+    assert!(policy.authorize(&caller, Scope::Create).await.is_ok());
+    assert!(policy.authorize(&caller, Scope::Join).await.is_ok());
     assert!(matches!(
-        policy.authorize(&caller, Scope::Admin),
+        policy.authorize(&caller, Scope::Admin).await,
         Err(Refusal::MissingScope(Scope::Admin))
     ));
     let narrow = AuthPolicy::new(&config(
@@ -66,7 +66,7 @@ fn anonymous_callers_get_create_and_join_by_default_and_the_grant_is_configurabl
     ))
     .unwrap();
     let caller = anonymous(&narrow);
-    assert!(narrow.authorize(&caller, Scope::Create).is_err());
+    assert!(narrow.authorize(&caller, Scope::Create).await.is_err());
     let moderator = TokenRequest {
         role: Some(Role::Moderator),
         ..Default::default()

@@ -1,0 +1,606 @@
+#!/usr/bin/env python3
+"""Brings the compose stack up from the compose file itself, without a container engine, and
+checks it (scripts/compose-test runs this; see the comment there for why and how).
+
+The topology comes from `docker-compose config` (JSON with `--format json` where the installed
+docker-compose has it, else its YAML, which is the same document): every service, its replica
+count, image, command, environment (env_file already merged), healthcheck, depends_on and
+mounted files. Nothing of the stack is copied into this script. Each service instance gets its
+own network namespace, joined to the others by a bridge in a hub namespace, on loopback-range
+addresses (127.77.0.0/24, with route_localnet); service names resolve through /etc/hosts of the
+namespace (`ip netns exec` mounts /etc/netns/NAME/hosts) and through a small DNS server at
+127.0.0.11 for HAProxy's `resolvers docker`, as Docker's embedded DNS does. Services built from
+this repository's image run from the real image with `buildah run --isolation chroot --network
+host` inside their namespace; `redis:*` and `haproxy:*` run Debian's redis-server and haproxy with
+the compose command and the mounted files.
+
+The checks (through HAProxy unless said otherwise): /readyz 200 once both replicas are healthy;
+100 concurrent joins of one room -> one session at the emulator; SIGTERM to one replica under
+a load of joins answers no request with an error; stopping Redis turns both replicas' /readyz
+to 503 and their joins to 503 store_unavailable, and starting it again recovers both.
+
+Run inside the hub namespace (scripts/compose-test does): the test's own HTTP client reaches
+every instance on the bridge.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+HUB = os.environ["COMPOSE_TEST_HUB"]
+PREFIX = os.environ.get("COMPOSE_TEST_PREFIX", "vsc")
+WORK = os.environ["COMPOSE_TEST_WORK"]
+REPO = os.environ["COMPOSE_TEST_REPO"]
+IMAGE = os.environ.get("COMPOSE_TEST_IMAGE", "localhost/vonage-sessions:test")
+SUBNET = "127.77.0"
+BUILDAH = ["buildah", "--storage-driver", "vfs"]
+# Development of this script only (never in scripts/test): run the project's services from a
+# host binary instead of the image, to try the orchestration without building the image.
+HOST_BINARY = os.environ.get("COMPOSE_TEST_HOST_BINARY")
+
+
+def step(text):
+    print(f"\n==> {text}", flush=True)
+
+
+def ok(text):
+    print(f"    ok: {text}", flush=True)
+
+
+def note(text):
+    print(f"    {text}", flush=True)
+
+
+class Failure(Exception):
+    pass
+
+
+def fail(text):
+    raise Failure(text)
+
+
+def run(*args, check=True, **kwargs):
+    return subprocess.run(list(args), check=check, capture_output=True, text=True, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# The compose file, read by docker-compose itself.
+
+
+def compose_config(directory):
+    files = ["-f", "docker-compose.yml", "-f", "deploy/compose/emulator.yml"]
+    as_json = run("docker-compose", *files, "config", "--format", "json", cwd=directory, check=False)
+    if as_json.returncode == 0 and as_json.stdout.lstrip().startswith("{"):
+        note("docker-compose config --format json")
+        return json.loads(as_json.stdout)
+    as_yaml = run("docker-compose", *files, "config", cwd=directory, check=False)
+    if as_yaml.returncode != 0:
+        fail(f"docker-compose config failed: {as_yaml.stderr.strip()}")
+    import yaml  # docker-compose v1 (Debian's) has no --format json; its YAML is the same document
+
+    version = run("docker-compose", "version", "--short", check=False).stdout.strip()
+    note(f"docker-compose {version} has no `config --format json`: read its YAML output instead")
+    return yaml.safe_load(as_yaml.stdout)
+
+
+def seconds(value, default):
+    if value is None:
+        return default
+    value = str(value)
+    if value.endswith("ms"):
+        return float(value[:-2]) / 1000
+    if value.endswith("s"):
+        return float(value[:-1])
+    if value.endswith("m"):
+        return float(value[:-1]) * 60
+    return float(value)
+
+
+def start_order(services):
+    """Services in depends_on order (dependencies first)."""
+    order, seen = [], set()
+
+    def visit(name, path=()):
+        if name in seen:
+            return
+        if name in path:
+            fail(f"depends_on cycle through {name}")
+        for dependency in (services[name].get("depends_on") or {}):
+            visit(dependency, path + (name,))
+        seen.add(name)
+        order.append(name)
+
+    for name in sorted(services):
+        visit(name)
+    return order
+
+
+# ----------------------------------------------------------------------------------------------
+# Network: a namespace per instance, a bridge in the hub.
+
+
+class Network:
+    def __init__(self):
+        self.next_host = 1
+        self.namespaces = []
+        self.addresses = {}  # service -> [address per replica]
+        run("ip", "link", "add", "br0", "type", "bridge")
+        run("ip", "link", "set", "br0", "up")
+        run("ip", "link", "set", "lo", "up")
+        self._localnet(None, "br0")
+        run("ip", "addr", "add", f"{SUBNET}.254/24", "dev", "br0")
+
+    @staticmethod
+    def _localnet(namespace, interface):
+        # Loopback-range addresses on a real interface: allowed with route_localnet.
+        prefix = ["ip", "netns", "exec", namespace] if namespace else []
+        for key in ("all", interface):
+            run(*prefix, "sysctl", "-qw", f"net.ipv4.conf.{key}.route_localnet=1")
+
+    def add(self, service, replica):
+        namespace = f"{PREFIX}-{service}-{replica}"
+        address = f"{SUBNET}.{self.next_host}"
+        index = self.next_host
+        self.next_host += 1
+        run("ip", "netns", "add", namespace)
+        self.namespaces.append(namespace)
+        exec_in = ["ip", "netns", "exec", namespace]
+        # The namespace keeps 127.0.0.1 (and 127.0.0.11 for the DNS) on lo, not all of 127/8,
+        # so the bridge's 127.77.0.0/24 is routed, not local.
+        run(*exec_in, "ip", "link", "set", "lo", "up")
+        run(*exec_in, "ip", "addr", "del", "127.0.0.1/8", "dev", "lo")
+        run(*exec_in, "ip", "addr", "add", "127.0.0.1/32", "dev", "lo")
+        run(*exec_in, "ip", "addr", "add", "127.0.0.11/32", "dev", "lo")
+        host_end, inner_end = f"h{index}", f"n{index}"
+        run("ip", "link", "add", host_end, "type", "veth", "peer", "name", inner_end)
+        run("ip", "link", "set", inner_end, "netns", namespace)
+        run("ip", "link", "set", host_end, "master", "br0")
+        run("ip", "link", "set", host_end, "up")
+        run(*exec_in, "ip", "link", "set", inner_end, "name", "eth0")
+        self._localnet(namespace, "eth0")
+        run(*exec_in, "ip", "addr", "add", f"{address}/24", "dev", "eth0")
+        run(*exec_in, "ip", "link", "set", "eth0", "up")
+        self.addresses.setdefault(service, []).append(address)
+        return namespace, address
+
+    def write_hosts(self):
+        lines = ["127.0.0.1 localhost"]
+        for service, addresses in sorted(self.addresses.items()):
+            for n, address in enumerate(addresses, 1):
+                lines.append(f"{address} {service} {PREFIX}-{service}-{n}")
+        for namespace in self.namespaces:
+            directory = f"/etc/netns/{namespace}"
+            os.makedirs(directory, exist_ok=True)
+            with open(f"{directory}/hosts", "w") as hosts:
+                hosts.write("\n".join(lines) + "\n")
+            with open(f"{directory}/resolv.conf", "w") as resolv:
+                resolv.write("nameserver 127.0.0.11\n")
+
+    def teardown(self):
+        for namespace in self.namespaces:
+            run("ip", "netns", "del", namespace, check=False)
+            shutil.rmtree(f"/etc/netns/{namespace}", ignore_errors=True)
+
+
+DNS_SERVER = r"""
+import socket, struct, sys, json
+names = json.loads(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.11", 53))
+while True:
+    data, peer = s.recvfrom(512)
+    try:
+        ident, flags, qd = struct.unpack("!HHH", data[:6])
+        i, labels = 12, []
+        while data[i]:
+            labels.append(data[i + 1:i + 1 + data[i]].decode()); i += 1 + data[i]
+        qtype, qclass = struct.unpack("!HH", data[i + 1:i + 5])
+        question = data[12:i + 5]
+        name = ".".join(labels).lower().rstrip(".")
+        addresses = names.get(name, []) if qtype == 1 else []
+        rcode = 0 if name in names else 3
+        answers = b"".join(b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 1, 4) + socket.inet_aton(a) for a in addresses)
+        header = struct.pack("!HHHHHH", ident, 0x8180 | rcode, 1, len(addresses), 0, 0)
+        s.sendto(header + question + answers, peer)
+    except Exception:
+        pass
+"""
+
+
+# ----------------------------------------------------------------------------------------------
+# Services.
+
+
+class Instance:
+    def __init__(self, stack, service, replica, spec, namespace, address):
+        self.stack, self.service, self.replica, self.spec = stack, service, replica, spec
+        self.namespace, self.address = namespace, address
+        self.name = f"{service}-{replica}"
+        self.process = None
+        self.container = None
+        self.log = open(os.path.join(WORK, f"{self.name}.log"), "ab")
+
+    @property
+    def exec_in(self):
+        return ["ip", "netns", "exec", self.namespace]
+
+    def kind(self):
+        image = self.spec.get("image", "")
+        if image.startswith("redis:"):
+            return "redis"
+        if image.startswith("haproxy:"):
+            return "haproxy"
+        if "build" in self.stack.config["services"].get(self.service, {}) or image == self.stack.project_image:
+            return "project"
+        fail(f"service {self.service}: no way to run image {image} here")
+
+    def environment(self):
+        env = self.spec.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(item.split("=", 1) for item in env)
+        return {k: "" if v is None else str(v) for k, v in env.items()}
+
+    def command_line(self):
+        kind = self.kind()
+        command = self.spec.get("command")
+        if isinstance(command, str):
+            command = command.split()
+        if kind == "project":
+            entrypoint = self.spec.get("entrypoint") or self.stack.image_entrypoint
+            return list(entrypoint) + list(command if command is not None else self.stack.image_cmd)
+        if kind == "redis":
+            # The official image's entrypoint adds --protected-mode no when started without a
+            # config file, so that other containers may connect.
+            command = list(command or ["redis-server"])
+            return command + ["--protected-mode", "no"]
+        # haproxy: the official image runs `haproxy -f /usr/local/etc/haproxy/haproxy.cfg`.
+        config = self.mounted("/usr/local/etc/haproxy/haproxy.cfg")
+        if config is None:
+            fail(f"service {self.service}: haproxy.cfg is not mounted")
+        return ["haproxy", "-W", "-db", "-f", config]
+
+    def mounted(self, target):
+        for volume in self.spec.get("volumes") or []:
+            if isinstance(volume, str):
+                parts = volume.split(":")
+                source, path = parts[0], parts[1]
+            else:
+                source, path = volume.get("source"), volume.get("target")
+            if path == target:
+                return source
+        return None
+
+    def host_binary(self, argv):
+        return [HOST_BINARY if a == self.stack.image_entrypoint[0] else a for a in argv]
+
+    def start(self):
+        argv = self.command_line()
+        if self.kind() == "project" and HOST_BINARY:
+            env = [f"{k}={v}" for k, v in self.environment().items()]
+            argv = [*self.exec_in, "env", "VONAGE_SESSIONS_ENV=production", *env, *self.host_binary(argv)]
+        elif self.kind() == "project":
+            if self.container is None:
+                self.container = run(*BUILDAH, "from", "--pull-never", IMAGE).stdout.strip()
+                self.stack.containers.append(self.container)
+            env = []
+            for key, value in self.environment().items():
+                env += ["-e", f"{key}={value}"]
+            hosts = []
+            for service, addresses in self.stack.network.addresses.items():
+                hosts += ["--add-host", f"{service}:{addresses[0]}"]
+            argv = [
+                *self.exec_in, *BUILDAH, "run", "--isolation", "chroot", "--network", "host",
+                "--user", self.stack.image_user, *hosts, *env, self.container, "--", *argv,
+            ]
+        else:
+            argv = [*self.exec_in, *argv]
+        self.log.write(f"--- start: {' '.join(argv[:12])} ...\n".encode())
+        self.log.flush()
+        self.process = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
+
+    def healthcheck(self):
+        """Runs the service's healthcheck (CMD form) the way the engine would; True if it passes."""
+        check = self.spec.get("healthcheck")
+        if not check or check.get("disable"):
+            return True
+        test = check["test"]
+        if test[0] == "CMD-SHELL":
+            argv = ["sh", "-c", test[1]]
+        else:
+            argv = list(test[1:])
+        timeout = seconds(check.get("timeout"), 30)
+        if self.kind() == "project" and HOST_BINARY:
+            argv = [*self.exec_in, *self.host_binary(argv)]
+        elif self.kind() == "project":
+            argv = [*self.exec_in, *BUILDAH, "run", "--isolation", "chroot", "--network", "host",
+                    "--user", self.stack.image_user, self.container, "--", *argv]
+        elif argv[0] == "wget" and shutil.which("wget") is None:
+            # Alpine's busybox wget in the image; curl does the same request here.
+            url = argv[-1]
+            argv = [*self.exec_in, "curl", "-fsS", "-o", "/dev/null", "--max-time", str(int(timeout)), url]
+        else:
+            argv = [*self.exec_in, *argv]
+        try:
+            return subprocess.run(argv, capture_output=True, timeout=timeout + 5).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    def wait_healthy(self):
+        check = self.spec.get("healthcheck") or {}
+        interval = min(seconds(check.get("interval"), 5), 1.0)  # polled faster than the engine
+        deadline = time.time() + seconds(check.get("start_period"), 0) + 60
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                fail(f"{self.name} exited with {self.process.returncode} before it was healthy (log: {self.log.name})")
+            if self.healthcheck():
+                return
+            time.sleep(interval)
+        fail(f"{self.name} did not become healthy in time (log: {self.log.name})")
+
+    def main_pid(self):
+        """The service process itself (under ip netns exec / buildah run)."""
+        argv0 = self.host_binary(self.command_line())[0] if self.kind() == "project" and HOST_BINARY else self.command_line()[0]
+        todo = [self.process.pid]
+        while todo:
+            pid = todo.pop(0)
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read().split(b"\0")
+                children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+            except OSError:
+                continue
+            if cmdline and cmdline[0].decode(errors="replace").endswith(os.path.basename(argv0)) and pid != self.process.pid:
+                return pid
+            todo += [int(c) for c in children]
+        return self.process.pid
+
+    def stop(self, sig=signal.SIGTERM, timeout=40):
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        os.kill(self.main_pid(), sig)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+class Stack:
+    def __init__(self, config):
+        self.config = config
+        self.project_image = next(
+            (s.get("image") for s in config["services"].values() if "build" in s), None
+        )
+        self.network = Network()
+        self.instances = {}
+        self.containers = []
+        self.dns = None
+        if HOST_BINARY:
+            inspect = [{"Config": {"Entrypoint": ["/usr/local/bin/vonage-sessions"], "Cmd": ["serve"]}}][0]
+        else:
+            inspect = json.loads(run("podman", "--storage-driver", "vfs", "image", "inspect", IMAGE).stdout)[0]
+        self.image_entrypoint = inspect["Config"].get("Entrypoint") or []
+        self.image_cmd = inspect["Config"].get("Cmd") or []
+        self.image_user = inspect["Config"].get("User") or "65532"
+
+    def plan(self):
+        for service in start_order(self.config["services"]):
+            spec = self.config["services"][service]
+            replicas = int(((spec.get("deploy") or {}).get("replicas")) or 1)
+            self.instances[service] = []
+            for replica in range(1, replicas + 1):
+                namespace, address = self.network.add(service, replica)
+                self.instances[service].append(Instance(self, service, replica, spec, namespace, address))
+        self.network.write_hosts()
+        for service, instances in self.instances.items():
+            for instance in instances:
+                note(f"{instance.name:12} {instance.kind():8} {instance.address:12} netns {instance.namespace}")
+
+    def start_dns(self, instance):
+        names = {service: addresses for service, addresses in self.network.addresses.items()}
+        self.dns = subprocess.Popen(
+            [*instance.exec_in, sys.executable, "-c", DNS_SERVER, json.dumps(names)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.3)
+
+    def up(self):
+        for service in start_order(self.config["services"]):
+            for dependency, condition in (self.config["services"][service].get("depends_on") or {}).items():
+                if (condition or {}).get("condition") == "service_healthy":
+                    for instance in self.instances[dependency]:
+                        instance.wait_healthy()
+            for instance in self.instances[service]:
+                if instance.kind() == "haproxy":
+                    self.start_dns(instance)
+                instance.start()
+                note(f"started {instance.name}: {' '.join(instance.command_line())}")
+        for instances in self.instances.values():
+            for instance in instances:
+                instance.wait_healthy()
+        ok("every service instance passes its compose healthcheck")
+
+    def down(self):
+        for instances in reversed(list(self.instances.values())):
+            for instance in instances:
+                try:
+                    instance.stop(signal.SIGTERM, timeout=10)
+                except Exception:
+                    pass
+        if self.dns:
+            self.dns.kill()
+        for container in self.containers:
+            run(*BUILDAH, "rm", container, check=False)
+        self.network.teardown()
+
+
+# ----------------------------------------------------------------------------------------------
+# HTTP.
+
+
+def http(method, url, body=None, timeout=10):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except (urllib.error.URLError, OSError) as error:
+        return 0, str(error).encode()
+
+
+def json_of(raw):
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {}
+
+
+def eventually(what, check, within=30):
+    deadline = time.time() + within
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    fail(f"timed out after {within} s waiting for {what}")
+
+
+def main():
+    directory = os.path.join(WORK, "compose")
+    os.makedirs(os.path.join(directory, "deploy"), exist_ok=True)
+    shutil.copy(os.path.join(REPO, "docker-compose.yml"), directory)
+    shutil.copytree(os.path.join(REPO, "deploy/compose"), os.path.join(directory, "deploy/compose"), dirs_exist_ok=True)
+    shutil.copy(os.path.join(REPO, ".env.example"), os.path.join(directory, ".env"))
+
+    step("the topology, from docker-compose config")
+    config = compose_config(directory)
+    stack = Stack(config)
+    try:
+        stack.plan()
+        proxy = stack.instances["proxy"][0]
+        apps = stack.instances["app"]
+        redis = stack.instances["redis"][0]
+        emulator = stack.instances["emulator"][0]
+        published = [p for p in proxy.spec.get("ports") or []]
+        target = int(published[0]["target"] if isinstance(published[0], dict) else str(published[0]).split(":")[-1])
+        base = f"http://{proxy.address}:{target}"
+        note(f"the proxy's published port {target} is reached at {base} (the host port mapping itself is the engine's)")
+
+        step("up: every service in depends_on order, each waiting for its dependencies' healthchecks")
+        stack.up()
+
+        step("through HAProxy")
+        eventually("GET /readyz through the proxy to answer 200", lambda: http("GET", f"{base}/readyz")[0] == 200)
+        ok("GET /readyz answers 200 through the proxy once both replicas are healthy")
+        for app in apps:
+            status, _ = http("GET", f"http://{app.address}:8080/readyz")
+            status == 200 or fail(f"{app.name} /readyz answered {status}")
+        ok(f"both replicas answer /readyz 200 on their own port 8080 ({', '.join(a.address for a in apps)})")
+
+        step("100 concurrent joins of one room through the proxy")
+        with ThreadPoolExecutor(max_workers=100) as pool:
+            results = list(pool.map(lambda _: http("POST", f"{base}/rooms/compose-standup/join", {}), range(100)))
+        statuses = [status for status, _ in results]
+        bad = [s for s in statuses if s not in (200, 201, 429)]
+        bad and fail(f"joins answered {sorted(set(bad))}: {results[statuses.index(bad[0])][1][:300]!r}")
+        created = statuses.count(201)
+        ids = {json_of(body).get("sessionId") for status, body in results if status in (200, 201)}
+        created == 1 or fail(f"{created} joins created the room, not 1")
+        len(ids) == 1 or fail(f"the joins got {len(ids)} sessions")
+        sessions = json_of(http("GET", f"http://{emulator.address}:9090/_emulator/sessions")[1])
+        len(sessions) == 1 or fail(f"the emulator holds {len(sessions)} sessions, not 1")
+        limited = statuses.count(429)
+        ok(f"100 concurrent joins: 1 created, {statuses.count(200)} joined, {limited} refused 429; one session at the emulator")
+        if limited:
+            note(f"NOTE: {limited} joins were 429 rate_limited: every client behind this proxy is one caller (the")
+            note("proxy's address), because haproxy.cfg sends no X-Forwarded-For and the app's auth.trusted_proxies is")
+            note("empty, so the whole stack shares one join budget (burst 60). Not changed here: see the issue note.")
+
+        step("SIGTERM to one replica under a load of joins")
+        stop = threading.Event()
+        errors, answered, limited = [], [0], [0]
+        # Paced under the (shared, see above) join budget of 10/s, so only the drain could fail.
+        pace = 8 / 7.5
+
+        def load():
+            while not stop.is_set():
+                started = time.time()
+                status, body = http("POST", f"{base}/rooms/compose-standup/join", {})
+                if status in (200, 201):
+                    answered[0] += 1
+                elif status == 429:
+                    limited[0] += 1
+                else:
+                    errors.append((status, body[:200]))
+                time.sleep(max(0.0, pace - (time.time() - started)))
+
+        time.sleep(6)  # the 100 joins spent the burst; let it refill
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)
+        victim = apps[0]
+        code = victim.stop(signal.SIGTERM, timeout=40)
+        time.sleep(1)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        errors and fail(f"{len(errors)} of {answered[0] + len(errors)} joins failed while {victim.name} drained: {errors[:3]}")
+        code == 0 or fail(f"{victim.name} exited {code} after SIGTERM, not 0")
+        answered[0] >= 30 or fail(f"the load did not really run: {answered[0]} joins")
+        ok(f"{answered[0]} joins during the drain ({limited[0]} refused 429), none answered with an error; {victim.name} exited {code}")
+        victim.start()
+        victim.wait_healthy()
+        ok(f"{victim.name} started again and is healthy")
+
+        step("Redis stopped, then started again")
+        redis.stop(signal.SIGTERM, timeout=10)
+        for app in apps:
+            eventually(f"{app.name} /readyz to answer 503", lambda: http("GET", f"http://{app.address}:8080/readyz")[0] == 503, 15)
+        ok("both replicas' /readyz answer 503 while Redis is down")
+        for app in apps:
+            status, body = http("POST", f"http://{app.address}:8080/rooms/while-redis-is-down/join", {})
+            (status == 503 and json_of(body).get("code") == "store_unavailable") or fail(
+                f"{app.name}: a join answered {status} {body[:200]!r}, not 503 store_unavailable")
+        status, body = http("POST", f"{base}/rooms/while-redis-is-down/join", {})
+        status == 503 or fail(f"through the proxy a join answered {status}, not 503")
+        for app in apps:
+            metrics = http("GET", f"http://{app.address}:8080/metrics")[1].decode(errors="replace")
+            counted = [l for l in metrics.splitlines() if l.startswith("rate_limit_store_fallback_total")]
+            (counted and float(counted[0].split()[-1]) == 1) or fail(f"{app.name}: rate_limit_store_fallback_total is {counted}, not 1")
+            with open(app.log.name, errors="replace") as log:
+                said = sum("fall back to this replica's local budget" in line for line in log)
+            said == 1 or fail(f"{app.name} logged the rate-limit fallback {said} times, not once")
+        ok("each replica's rate limits fell back to its local budget: said once in its log, rate_limit_store_fallback_total 1")
+        ok(f"joins answer 503 store_unavailable on both replicas; through the proxy 503 ({'problem+json' if json_of(body).get('code') else 'HAProxy: no replica is ready'})")
+        redis.start()
+        redis.wait_healthy()
+        for app in apps:
+            eventually(f"{app.name} /readyz to answer 200 again", lambda: http("GET", f"http://{app.address}:8080/readyz")[0] == 200, 30)
+        eventually("GET /readyz through the proxy to answer 200 again", lambda: http("GET", f"{base}/readyz")[0] == 200)
+        status, body = http("POST", f"{base}/rooms/after-redis/join", {})
+        status == 201 or fail(f"a join after Redis came back answered {status} {body[:200]!r}")
+        ok("Redis back: both replicas ready again, joins succeed, no restart")
+    finally:
+        step("down")
+        stack.down()
+    print("\ncompose-test: the compose stack ran and every check passed", flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Failure as failure:
+        print(f"\nFAIL: {failure}", file=sys.stderr, flush=True)
+        sys.exit(1)
