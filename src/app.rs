@@ -53,6 +53,8 @@ pub struct Handles {
     pub rooms: Rooms,
     /// Draining flag for `/readyz`.
     pub readiness: Readiness,
+    /// Bans, mute-all state and presence for moderation.
+    pub moderation: crate::moderation::Moderation,
 }
 
 impl FromRef<AppState> for AuthPolicy {
@@ -118,6 +120,7 @@ impl App {
             tokens: TokenIssuer::new(credentials, config.tokens.legacy_format),
             auth: AuthPolicy::new(config)?,
             readiness: readiness.clone(),
+            moderation: moderation(config)?,
         }));
         let metrics_router = Router::new().route(
             "/metrics",
@@ -204,6 +207,28 @@ fn room_store(config: &Config) -> anyhow::Result<Arc<dyn RoomStore>> {
             Duration::from_millis(config.rooms.store_timeout_ms),
         )?),
     })
+}
+
+fn moderation(config: &Config) -> anyhow::Result<crate::moderation::Moderation> {
+    use crate::moderation::store::{MemoryModerationStore, ModerationStore};
+    let store: Arc<dyn ModerationStore> = match config.rooms.store {
+        RoomStoreKind::Memory => Arc::new(MemoryModerationStore::new()),
+        RoomStoreKind::Redis => Arc::new(crate::moderation::redis::RedisModerationStore::new(
+            secrecy::ExposeSecret::expose_secret(&config.rooms.redis_url),
+            &config.rooms.key_prefix,
+            Duration::from_millis(config.rooms.store_timeout_ms),
+        )?),
+    };
+    let settings = crate::moderation::ModerationSettings {
+        join_may_signal: config.moderation.join_may_signal,
+        ban_duration: config.ban_duration(),
+        mute_ttl: Duration::from_secs(config.rooms.ttl_seconds),
+    };
+    Ok(crate::moderation::Moderation::new(
+        store,
+        Arc::new(crate::moderation::Untracked),
+        settings,
+    ))
 }
 
 fn room_settings(config: &Config) -> RoomSettings {

@@ -59,6 +59,8 @@ pub struct RoomResponse {
     pub created_at: String,
     /// When someone last joined (RFC 3339, UTC).
     pub last_joined_at: String,
+    /// The room's mute-all state (see `POST /rooms/{room}/mute`).
+    pub mute_all: super::moderation::MuteStateResponse,
 }
 
 fn checked(room: &str) -> ApiResult<()> {
@@ -88,7 +90,7 @@ fn rfc3339_ms(epoch_ms: u64) -> String {
         (status = 200, description = "Joined the existing session", body = JoinRoomResponse),
         (status = 400, description = "invalid_request or invalid_json", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "unauthenticated: no valid bearer token (auth.mode = \"jwt\")", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "forbidden (joining needs video:join; creating the room's session also video:create) or role_not_allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden (joining needs video:join; creating the room's session also video:create), role_not_allowed, or banned (removed from the room with ban=true)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "rate_limited: the join budget, or the create budget when this call would create the room (Retry-After, RateLimit-*)", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "upstream_rejected or upstream_auth_failed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "room_busy, store_unavailable or upstream_unavailable", body = Problem, content_type = "application/problem+json"),
@@ -111,6 +113,8 @@ pub async fn join_room(
         ));
     }
     let options = session.session_options_at("session.")?;
+    let room_ban = [crate::moderation::store::BanTarget::Room(room.clone())];
+    super::moderation::refuse_banned(&state, &caller, &room_ban).await?;
     let grant = state
         .auth
         .grant(&caller, &body.token.unwrap_or_default(), "token")?;
@@ -169,8 +173,14 @@ pub async fn get_room(
         .get(&room)
         .await?
         .ok_or(ApiError::RoomNotFound)?;
+    let mute = state
+        .moderation
+        .mute(&session_id)
+        .await
+        .map_err(super::moderation::store_error)?;
     Ok(Json(RoomResponse {
         room,
+        mute_all: super::moderation::MuteStateResponse::new(session_id.clone(), mute),
         session_id,
         created_at: rfc3339_ms(created_at),
         last_joined_at: rfc3339_ms(last_joined_at),

@@ -159,7 +159,7 @@ pub async fn create_session(
         (status = 201, description = "Token minted", body = TokenResponse),
         (status = 400, description = "invalid_request or invalid_json", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "unauthenticated: no valid bearer token (auth.mode = \"jwt\")", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "forbidden (needs video:join) or role_not_allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden (needs video:join), role_not_allowed, or banned (removed with ban=true)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "session_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "rate_limited: the caller's join budget is spent (Retry-After, RateLimit-*)", body = Problem, content_type = "application/problem+json"),
     )
@@ -175,6 +175,10 @@ pub async fn create_token(
         return Err(ApiError::SessionNotFound);
     }
     let grant = state.auth.grant(&caller, &body, "")?;
+    let session_ban = [crate::moderation::store::BanTarget::Session(
+        session_id.clone(),
+    )];
+    super::moderation::refuse_banned(&state, &caller, &session_ban).await?;
     let (token, expires_at) = issue(&state, &session_id, &grant)?;
     let owner = state.tokens.owner().to_owned();
     Ok((

@@ -8,6 +8,7 @@ mod errors;
 mod fuzz;
 mod health;
 mod helpers;
+mod moderation;
 mod openapi;
 mod process;
 mod resilience;
