@@ -29,6 +29,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/_emulator/reset", post(reset))
         .merge(archive::control_routes())
+        .merge(super::connections::control_routes())
+        .merge(super::callbacks::control_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)

@@ -9,6 +9,8 @@ use serde_json::Value;
 
 use super::archive::{self, Archives};
 use super::auth::{AuthCapture, CredentialKind};
+use super::callbacks::Callbacks;
+use super::connections::Registry;
 use super::credentials::Verifiers;
 use super::faults::Faults;
 
@@ -75,6 +77,12 @@ pub(crate) struct Shared {
     records: Mutex<Records>,
     /// How long a stopped archive takes to become available; kept across resets.
     archive_delay_ms: AtomicU64,
+    /// Connected clients and their streams (`connections`).
+    pub(crate) registry: Registry,
+    /// The callback sender (`callbacks`); its URL and secrets are kept across resets.
+    pub(crate) callbacks: Callbacks,
+    /// The legacy API secret, to verify `T1==` client tokens (JWTs use `verifiers`).
+    pub(crate) legacy_secret: Option<secrecy::SecretString>,
 }
 
 impl Shared {
@@ -88,6 +96,9 @@ impl Shared {
             verifiers,
             records: Mutex::new(records),
             archive_delay_ms: AtomicU64::new(0),
+            registry: Registry::default(),
+            callbacks: Callbacks::default(),
+            legacy_secret: None,
         }
     }
 
@@ -157,6 +168,8 @@ impl Shared {
     /// Forgets sessions, archives and requests and removes every fault.
     pub(crate) fn reset(&self) {
         *self.lock() = Records::default();
+        self.registry.clear();
+        self.callbacks.clear();
     }
 }
 

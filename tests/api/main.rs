@@ -4,6 +4,7 @@ mod archives;
 mod auth;
 mod emulator;
 mod emulator_archives;
+mod emulator_connections;
 mod errors;
 mod fuzz;
 mod health;
