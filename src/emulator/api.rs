@@ -17,6 +17,7 @@ use super::callbacks;
 use super::connections;
 use super::faults::Decision;
 use super::form;
+use super::moderation;
 use super::reply;
 use super::session;
 use super::state::{RequestRecord, Shared};
@@ -99,6 +100,7 @@ fn route(
         "/session/create" => reply::error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
         _ => archive::route(shared, parts, presented, body)
             .or_else(|| connections::route(shared, parts, presented))
+            .or_else(|| moderation::route(shared, parts, presented, body))
             .unwrap_or_else(|| reply::error(StatusCode::NOT_FOUND, "Not found")),
     }
 }

@@ -31,6 +31,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .merge(archive::control_routes())
         .merge(super::connections::control_routes())
         .merge(super::callbacks::control_routes())
+        .merge(super::moderation::control_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)

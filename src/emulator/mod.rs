@@ -18,6 +18,8 @@
 //!   client token, …) and Vonage's connection list and force-disconnect: see `connections`.
 //! - Signed session-monitoring and archive callbacks, their faults and `serverRotation`
 //!   (`/_emulator/callbacks`, `POST /_emulator/sessions/{sessionId}/rotate`): see `callbacks`.
+//! - Force mute, signals and stream lists, and `GET /_emulator/sessions/{sessionId}/moderation`
+//!   (mute state and the signals received): see `moderation`.
 
 mod api;
 mod archive;
@@ -30,6 +32,7 @@ mod control;
 mod credentials;
 mod faults;
 mod form;
+mod moderation;
 mod reply;
 mod server;
 mod session;

@@ -13,6 +13,7 @@ use super::callbacks::Callbacks;
 use super::connections::Registry;
 use super::credentials::Verifiers;
 use super::faults::Faults;
+use super::moderation::ModerationState;
 
 /// How many requests the log keeps; older ones are forgotten first.
 const MAX_REQUESTS: usize = 10_000;
@@ -83,6 +84,8 @@ pub(crate) struct Shared {
     pub(crate) callbacks: Callbacks,
     /// The legacy API secret, to verify `T1==` client tokens (JWTs use `verifiers`).
     pub(crate) legacy_secret: Option<secrecy::SecretString>,
+    /// Mute state and signals (`moderation`).
+    pub(crate) moderation: ModerationState,
 }
 
 impl Shared {
@@ -99,6 +102,7 @@ impl Shared {
             registry: Registry::default(),
             callbacks: Callbacks::default(),
             legacy_secret: None,
+            moderation: ModerationState::default(),
         }
     }
 
@@ -170,6 +174,7 @@ impl Shared {
         *self.lock() = Records::default();
         self.registry.clear();
         self.callbacks.clear();
+        self.moderation.clear();
     }
 }
 

@@ -595,3 +595,327 @@ async fn anonymous_callers_cannot_be_banned_by_identity() {
         .unwrap();
     assert_eq!(room["muteAll"]["active"], false, "{room}");
 }
+
+// Against the emulator: the live side of the session changes as asked.
+
+/// A room of ours with `count` clients connected, each publishing one camera stream: the
+/// session ID and the (connection ID, stream ID) pairs.
+async fn room_with_clients(
+    app: &TestApp,
+    room: &str,
+    count: usize,
+) -> (String, Vec<(String, String)>) {
+    let mut sid = String::new();
+    let mut clients = Vec::new();
+    for index in 0..count {
+        let joined: Value = app
+            .post_json(&format!("/rooms/{room}/join"), &json!({}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        sid = joined["sessionId"].as_str().unwrap().to_owned();
+        let connection: Value = client()
+            .post(format!(
+                "{}/_emulator/sessions/{sid}/connections",
+                app.upstream
+            ))
+            .json(&json!({"token": joined["token"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let cid = connection["connectionId"]
+            .as_str()
+            .expect("the client connected")
+            .to_owned();
+        let stream: Value = client()
+            .post(format!(
+                "{}/_emulator/sessions/{sid}/connections/{cid}/streams",
+                app.upstream
+            ))
+            .json(&json!({"videoType": "camera", "name": format!("client {index}")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        clients.push((cid, stream["streamId"].as_str().unwrap().to_owned()));
+    }
+    (sid, clients)
+}
+
+async fn emulator_moderation(app: &TestApp, sid: &str) -> Value {
+    client()
+        .get(format!(
+            "{}/_emulator/sessions/{sid}/moderation",
+            app.upstream
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn live_connections(app: &TestApp, sid: &str) -> Vec<String> {
+    let live: Value = client()
+        .get(format!(
+            "{}/_emulator/sessions/{sid}/connections",
+            app.upstream
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    live["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["connectionId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn muted(state: &Value, stream_id: &str) -> bool {
+    state["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["streamId"] == stream_id)
+        .unwrap()["audioMuted"]
+        .as_bool()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_moderator_removes_a_connection_and_a_joiner_cannot_in_both_credential_modes() {
+    for kind in [Kind::Legacy, Kind::Application] {
+        let upstream = spawn_emulator().await;
+        let moderator = TestApp::spawn_against(kind, &upstream, MODERATORS).await;
+        let joiner = TestApp::spawn_against(kind, &upstream, "").await;
+        let (sid, clients) = room_with_clients(&moderator, "town-hall", 2).await;
+        let (victim, _) = &clients[0];
+
+        let before = moderator.upstream_requests().await.len();
+        let response = send(
+            &joiner,
+            Method::DELETE,
+            &format!("/rooms/town-hall/connections/{victim}"),
+            None,
+        )
+        .await;
+        assert_problem(response, 403, "forbidden").await;
+        assert_eq!(
+            moderator.upstream_requests().await.len(),
+            before,
+            "nothing was sent upstream"
+        );
+        assert_eq!(live_connections(&moderator, &sid).await.len(), 2);
+
+        let response = send(
+            &moderator,
+            Method::DELETE,
+            &format!("/rooms/town-hall/connections/{victim}"),
+            None,
+        )
+        .await;
+        assert_eq!(response.status(), 204);
+        let live = live_connections(&moderator, &sid).await;
+        assert_eq!(
+            live,
+            [clients[1].0.clone()],
+            "the emulator's connection is gone"
+        );
+        let response = send(
+            &moderator,
+            Method::DELETE,
+            &format!("/sessions/{sid}/connections/{victim}"),
+            None,
+        )
+        .await;
+        assert_problem(response, 404, "connection_not_found").await;
+        let streams: Value = send(&moderator, Method::GET, "/rooms/town-hall/streams", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(streams["count"], 1, "its stream went with it: {streams}");
+        assert_eq!(streams["items"][0]["id"], clients[1].1.as_str());
+        assert_eq!(streams["items"][0]["videoType"], "camera");
+        assert_eq!(streams["items"][0]["name"], "client 1");
+    }
+}
+
+#[tokio::test]
+async fn mute_one_then_mute_all_with_exclusions_as_room_state() {
+    let upstream = spawn_emulator().await;
+    let app = TestApp::spawn_against(Kind::Application, &upstream, MODERATORS).await;
+    let (sid, clients) = room_with_clients(&app, "mutes", 3).await;
+    let [(_, a), (_, b), (c_conn, c)] = [&clients[0], &clients[1], &clients[2]].map(Clone::clone);
+
+    assert_eq!(
+        send(
+            &app,
+            Method::POST,
+            &format!("/rooms/mutes/streams/{a}/mute"),
+            None
+        )
+        .await
+        .status(),
+        204
+    );
+    let state = emulator_moderation(&app, &sid).await;
+    assert!(
+        muted(&state, &a) && !muted(&state, &b) && !muted(&state, &c),
+        "{state}"
+    );
+    let response = send(
+        &app,
+        Method::POST,
+        "/rooms/mutes/streams/no-such-stream/mute",
+        None,
+    )
+    .await;
+    assert_problem(response, 404, "stream_not_found").await;
+
+    let response = send(
+        &app,
+        Method::POST,
+        "/rooms/mutes/mute",
+        Some(json!({"excludedStreamIds": [c]})),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["active"], true);
+    assert_eq!(body["excludedStreamIds"], json!([c]));
+    let state = emulator_moderation(&app, &sid).await;
+    assert!(muted(&state, &b) && !muted(&state, &c), "{state}");
+    let room: Value = app
+        .client
+        .get(format!("{}/rooms/mutes", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        room["muteAll"]["active"], true,
+        "shown as room state: {room}"
+    );
+    assert_eq!(room["muteAll"]["excludedStreamIds"], json!([c]));
+
+    // A stream published while the state is on is muted too.
+    let late: Value = client()
+        .post(format!(
+            "{}/_emulator/sessions/{sid}/connections/{c_conn}/streams",
+            app.upstream
+        ))
+        .json(&json!({"videoType": "screen"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let late = late["streamId"].as_str().unwrap().to_owned();
+    assert!(muted(&emulator_moderation(&app, &sid).await, &late));
+
+    let lifted: Value = send(
+        &app,
+        Method::POST,
+        "/rooms/mutes/mute",
+        Some(json!({"active": false})),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(lifted["active"], false);
+    let room: Value = app
+        .client
+        .get(format!("{}/rooms/mutes", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(room["muteAll"]["active"], false);
+    assert!(emulator_moderation(&app, &sid).await["muteAll"].is_null());
+}
+
+#[tokio::test]
+async fn signals_reach_one_connection_and_everyone() {
+    let upstream = spawn_emulator().await;
+    let app = TestApp::spawn_against(Kind::Legacy, &upstream, MODERATORS).await;
+    let (sid, clients) = room_with_clients(&app, "signals", 2).await;
+    let one = &clients[1].0;
+    let response = send(
+        &app,
+        Method::POST,
+        &format!("/rooms/signals/connections/{one}/signal"),
+        Some(json!({"type": "nudge", "data": "you"})),
+    )
+    .await;
+    assert_eq!(response.status(), 204);
+    let response = send(
+        &app,
+        Method::POST,
+        "/rooms/signals/signal",
+        Some(json!({"type": "chat", "data": "everyone"})),
+    )
+    .await;
+    assert_eq!(response.status(), 204);
+    let signals = emulator_moderation(&app, &sid).await["signals"].clone();
+    assert_eq!(signals[0]["to"], json!([one]));
+    assert_eq!(signals[0]["type"], "nudge");
+    assert_eq!(signals[0]["data"], "you");
+    let mut everyone: Vec<String> = clients.iter().map(|(c, _)| c.clone()).collect();
+    everyone.sort();
+    let mut reached: Vec<String> = signals[1]["to"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    reached.sort();
+    assert_eq!(reached, everyone);
+
+    let response = send(
+        &app,
+        Method::POST,
+        "/rooms/signals/connections/gone-away/signal",
+        Some(json!({"data": "?"})),
+    )
+    .await;
+    assert_problem(response, 404, "connection_not_found").await;
+    for (cid, _) in &clients {
+        assert_eq!(
+            send(
+                &app,
+                Method::DELETE,
+                &format!("/sessions/{sid}/connections/{cid}"),
+                None
+            )
+            .await
+            .status(),
+            204
+        );
+    }
+    let response = send(
+        &app,
+        Method::POST,
+        "/rooms/signals/signal",
+        Some(json!({"data": "anyone?"})),
+    )
+    .await;
+    assert_problem(response, 409, "session_not_active").await;
+}
