@@ -254,7 +254,7 @@ async fn connect(
     };
     let connection = Connection {
         connection_id: uuid::Uuid::new_v4().to_string(),
-        session_id: session_id.clone(),
+        session_id,
         created_at: now,
         data: granted.data,
         role: granted.role,
