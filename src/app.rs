@@ -93,6 +93,15 @@ pub struct App {
 impl App {
     /// Builds the service from `config` and parsed `credentials`, and binds `config.server.listen`.
     pub async fn build(config: &Config, credentials: Credentials) -> anyhow::Result<Self> {
+        Self::build_with_presence(config, credentials, Arc::new(crate::moderation::Untracked)).await
+    }
+
+    /// Like [`App::build`], with `presence` telling moderation who holds which connection.
+    pub async fn build_with_presence(
+        config: &Config,
+        credentials: Credentials,
+        presence: Arc<dyn crate::moderation::Presence>,
+    ) -> anyhow::Result<Self> {
         let credentials = Arc::new(credentials);
         let kind = credentials.kind();
         let settings = ClientSettings {
@@ -120,7 +129,7 @@ impl App {
             tokens: TokenIssuer::new(credentials, config.tokens.legacy_format),
             auth: AuthPolicy::new(config)?,
             readiness: readiness.clone(),
-            moderation: moderation(config)?,
+            moderation: moderation(config, presence)?,
         }));
         let metrics_router = Router::new().route(
             "/metrics",
@@ -209,7 +218,10 @@ fn room_store(config: &Config) -> anyhow::Result<Arc<dyn RoomStore>> {
     })
 }
 
-fn moderation(config: &Config) -> anyhow::Result<crate::moderation::Moderation> {
+fn moderation(
+    config: &Config,
+    presence: Arc<dyn crate::moderation::Presence>,
+) -> anyhow::Result<crate::moderation::Moderation> {
     use crate::moderation::store::{MemoryModerationStore, ModerationStore};
     let store: Arc<dyn ModerationStore> = match config.rooms.store {
         RoomStoreKind::Memory => Arc::new(MemoryModerationStore::new()),
@@ -225,9 +237,7 @@ fn moderation(config: &Config) -> anyhow::Result<crate::moderation::Moderation> 
         mute_ttl: Duration::from_secs(config.rooms.ttl_seconds),
     };
     Ok(crate::moderation::Moderation::new(
-        store,
-        Arc::new(crate::moderation::Untracked),
-        settings,
+        store, presence, settings,
     ))
 }
 

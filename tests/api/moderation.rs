@@ -919,3 +919,189 @@ async fn signals_reach_one_connection_and_everyone() {
     .await;
     assert_problem(response, 409, "session_not_active").await;
 }
+
+/// A stand-in for the room-lifecycle presence map: who holds which connection, read from the
+/// emulator's registry (whose connection data is the `{"sub", …}` our tokens bind).
+#[derive(Debug)]
+struct EmulatorPresence {
+    upstream: String,
+}
+
+#[async_trait::async_trait]
+impl vonage_sessions::moderation::Presence for EmulatorPresence {
+    async fn connections_of(
+        &self,
+        session_id: &str,
+        sub: &str,
+    ) -> Result<Option<Vec<String>>, vonage_sessions::rooms::store::StoreError> {
+        let url = format!(
+            "{}/_emulator/sessions/{session_id}/connections",
+            self.upstream
+        );
+        let live: Value = client()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let held = live["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| {
+                let data: Value = serde_json::from_str(c["data"].as_str().unwrap_or("{}")).unwrap();
+                data["sub"] == sub
+            })
+            .map(|c| c["connectionId"].as_str().unwrap().to_owned())
+            .collect();
+        Ok(Some(held))
+    }
+}
+
+/// A JWT-auth service whose moderation knows presence through `EmulatorPresence`.
+async fn replica_with_presence(upstream: &str, redis: &RedisServer) -> String {
+    use std::path::PathBuf;
+
+    use figment::providers::{Format as _, Toml};
+    use vonage_sessions::config::{Config, Sources};
+
+    let mut env = Kind::Legacy.env();
+    env.insert(
+        "VONAGE_SESSIONS_AUTH_HS256_SECRET".into(),
+        HS256_SECRET.into(),
+    );
+    let lookup = |name: &str| env.get(name).cloned();
+    let sources = Sources {
+        config_dir: PathBuf::from("config"),
+        env: &lookup,
+        process_env_overrides: false,
+    };
+    let figment = Config::figment(&sources).unwrap().merge(Toml::string(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[video]\napi_url = \"{upstream}\"\n[rate_limits]\nenabled = false\n\
+         {}[auth]\nmode = \"jwt\"\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n",
+        redis.rooms_config()
+    )));
+    let config = Config::from_figment(figment, &lookup).unwrap();
+    let credentials = vonage_sessions::video::Credentials::legacy(
+        API_KEY,
+        &secrecy::SecretString::from(crate::helpers::API_SECRET),
+    )
+    .unwrap();
+    let presence = std::sync::Arc::new(EmulatorPresence {
+        upstream: upstream.to_owned(),
+    });
+    let app = vonage_sessions::app::App::build_with_presence(&config, credentials, presence)
+        .await
+        .unwrap();
+    let url = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until(std::future::pending()));
+    url
+}
+
+#[tokio::test]
+async fn removing_a_user_disconnects_every_connection_of_that_sub_and_bans_them() {
+    let redis = RedisServer::start();
+    let upstream = spawn_emulator().await;
+    let url = replica_with_presence(&upstream, &redis).await;
+    let host = bearer("host", "video:create video:join video:moderate");
+    let mallory = bearer("mallory", "video:join");
+    let alice = bearer("alice", "video:join");
+    let call = |token: &str, verb: Method, path: &str| {
+        client()
+            .request(verb, format!("{url}{path}"))
+            .bearer_auth(token)
+            .send()
+    };
+    let mut sid = String::new();
+    let mut connect = Vec::new();
+    for token in [&host, &mallory, &mallory, &alice] {
+        let joined: Value = call(token, Method::POST, "/rooms/all-hands/join")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        sid = joined["sessionId"].as_str().unwrap().to_owned();
+        let connection: Value = client()
+            .post(format!("{upstream}/_emulator/sessions/{sid}/connections"))
+            .json(&json!({"token": joined["token"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        connect.push(connection["connectionId"].as_str().unwrap().to_owned());
+    }
+    let response = call(
+        &host,
+        Method::DELETE,
+        "/rooms/all-hands/participants/mallory?ban=true",
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let removed: Value = response.json().await.unwrap();
+    assert_eq!(removed["presenceTracked"], true);
+    assert_eq!(removed["banned"], true);
+    let mut gone: Vec<String> = removed["disconnectedConnectionIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    gone.sort();
+    let mut mallorys = vec![connect[1].clone(), connect[2].clone()];
+    mallorys.sort();
+    assert_eq!(
+        gone, mallorys,
+        "both of mallory's connections, no one else's"
+    );
+    let live: Value = client()
+        .get(format!("{upstream}/_emulator/sessions/{sid}/connections"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut left: Vec<&str> = live["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["connectionId"].as_str().unwrap())
+        .collect();
+    left.sort();
+    let mut expected = vec![connect[0].as_str(), connect[3].as_str()];
+    expected.sort();
+    assert_eq!(left, expected);
+    let response = call(&mallory, Method::POST, "/rooms/all-hands/join")
+        .await
+        .unwrap();
+    assert_problem(response, 403, "banned").await;
+
+    // Without a ban, removal alone; a second removal finds nothing left.
+    let response = call(&host, Method::DELETE, "/rooms/all-hands/participants/alice")
+        .await
+        .unwrap();
+    let removed: Value = response.json().await.unwrap();
+    assert_eq!(removed["disconnectedConnectionIds"], json!([connect[3]]));
+    assert_eq!(removed["banned"], false);
+    let removed: Value = call(&host, Method::DELETE, "/rooms/all-hands/participants/alice")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(removed["disconnectedConnectionIds"], json!([]));
+    assert_eq!(
+        call(&alice, Method::POST, "/rooms/all-hands/join")
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "not banned"
+    );
+}
