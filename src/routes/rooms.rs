@@ -121,6 +121,11 @@ pub async fn join_room(
     // Asked only if this call would create the room's session.
     let may_create = || state.auth.authorize(&caller, Scope::Create);
     let joined = state.rooms.join(&room, &options, &may_create).await?;
+    // A ban against the room's session alone (made under /sessions/{id}) holds here too.
+    let session_ban = [crate::moderation::store::BanTarget::Session(
+        joined.record.session_id.clone(),
+    )];
+    super::moderation::refuse_banned(&state, &caller, &session_ban).await?;
     let (token, expires_at) = issue(&state, &joined.record.session_id, &grant)?;
     let owner = state.tokens.owner().to_owned();
     let status = if joined.created {

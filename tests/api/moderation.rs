@@ -560,6 +560,28 @@ async fn a_ban_on_one_replica_keeps_the_participant_out_on_another_sharing_redis
         .status(),
         201
     );
+    // A ban against the room's session alone holds for joins of the room too.
+    let path = format!("/sessions/{sid}/participants/mallory?ban=true");
+    assert_eq!(
+        as_user(&a, &host, Method::DELETE, &path, None)
+            .await
+            .status(),
+        200
+    );
+    let response = as_user(&b, &mallory, Method::POST, "/rooms/standup/join", None).await;
+    assert_problem(response, 403, "banned").await;
+    let bans: Value = as_user(
+        &b,
+        &host,
+        Method::GET,
+        &format!("/sessions/{sid}/bans"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(bans["items"][0]["sub"], "mallory");
 }
 
 #[tokio::test]
