@@ -25,6 +25,7 @@ use crate::rooms::redis_store::RedisStore;
 use crate::rooms::store::RoomStore;
 use crate::rooms::{RoomSettings, Rooms};
 use crate::server::{self, ServeSettings};
+use crate::moderation::{Presence, Untracked};
 use crate::state::{AppState, Handles, Readiness};
 use crate::video::resilience::RetryPolicy;
 use crate::video::{ClientSettings, Credentials, TokenIssuer, VideoClient};
@@ -43,7 +44,7 @@ pub struct App {
 impl App {
     /// Builds the service from `config` and parsed `credentials`, and binds `config.server.listen`.
     pub async fn build(config: &Config, credentials: Credentials) -> anyhow::Result<Self> {
-        Self::build_with_routes(config, credentials, Router::new()).await
+        Self::build_with(config, credentials, Router::new(), Arc::new(Untracked)).await
     }
 
     /// [`App::build`] with `extra` routes served next to the API, behind the same front
@@ -52,6 +53,24 @@ impl App {
         config: &Config,
         credentials: Credentials,
         extra: Router,
+    ) -> anyhow::Result<Self> {
+        Self::build_with(config, credentials, extra, Arc::new(Untracked)).await
+    }
+
+    /// Like [`App::build`], with `presence` telling moderation who holds which connection.
+    pub async fn build_with_presence(
+        config: &Config,
+        credentials: Credentials,
+        presence: Arc<dyn Presence>,
+    ) -> anyhow::Result<Self> {
+        Self::build_with(config, credentials, Router::new(), presence).await
+    }
+
+    async fn build_with(
+        config: &Config,
+        credentials: Credentials,
+        extra: Router,
+        presence: Arc<dyn Presence>,
     ) -> anyhow::Result<Self> {
         let credentials = Arc::new(credentials);
         let kind = credentials.kind();
@@ -85,6 +104,7 @@ impl App {
             tokens: TokenIssuer::new(credentials, config.tokens.legacy_format),
             auth: AuthPolicy::with_redis(config, redis)?,
             readiness: readiness.clone(),
+            moderation: moderation(config, presence)?,
         }));
         let metrics_router = Router::new().route(
             "/metrics",
@@ -208,6 +228,29 @@ fn serve_settings(config: &Config) -> anyhow::Result<ServeSettings> {
         http2_idle_timeout: Duration::from_millis(server.http2_idle_timeout_ms),
         http2_keep_alive_interval: Duration::from_millis(server.http2_keep_alive_interval_ms),
     })
+}
+
+fn moderation(
+    config: &Config,
+    presence: Arc<dyn crate::moderation::Presence>,
+) -> anyhow::Result<crate::moderation::Moderation> {
+    use crate::moderation::store::{MemoryModerationStore, ModerationStore};
+    let store: Arc<dyn ModerationStore> = match config.rooms.store {
+        RoomStoreKind::Memory => Arc::new(MemoryModerationStore::new()),
+        RoomStoreKind::Redis => Arc::new(crate::moderation::redis::RedisModerationStore::new(
+            secrecy::ExposeSecret::expose_secret(&config.rooms.redis_url),
+            &config.rooms.key_prefix,
+            Duration::from_millis(config.rooms.store_timeout_ms),
+        )?),
+    };
+    let settings = crate::moderation::ModerationSettings {
+        join_may_signal: config.moderation.join_may_signal,
+        ban_duration: config.ban_duration(),
+        mute_ttl: Duration::from_secs(config.rooms.ttl_seconds),
+    };
+    Ok(crate::moderation::Moderation::new(
+        store, presence, settings,
+    ))
 }
 
 fn room_settings(config: &Config) -> RoomSettings {

@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 use crate::auth::{RateLimited, Scope};
 use crate::rooms::RoomError;
 use crate::video::archives::ArchiveError;
+use crate::video::moderation::ModerationError;
 use crate::video::{Role, VideoError};
 
 /// Result of a handler.
@@ -106,6 +107,22 @@ pub enum ApiError {
     /// A bug or an unexpected failure; the detail stays in the logs.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
+    // Moderation (docs/moderation.md).
+    /// The connection is not connected to the session (any more).
+    #[error("no connection with this ID is connected to the session")]
+    ConnectionNotFound,
+    /// The session has no stream with this ID.
+    #[error("no stream with this ID is published in the session")]
+    StreamNotFound,
+    /// A moderation call on a session nobody is connected to.
+    #[error("the session has no connected clients")]
+    NobodyConnected,
+    /// A signal's `type` or `data` is larger than Vonage accepts.
+    #[error("{0}")]
+    SignalTooLarge(&'static str),
+    /// The caller's identity is banned from this room or session.
+    #[error("you have been removed from this room and may not rejoin it for now")]
+    Banned,
 }
 
 /// `server.body_limit_bytes`, put on every request (`app::middleware_stack`) so that a 413 can
@@ -188,6 +205,11 @@ impl ApiError {
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::ConnectionNotFound => (StatusCode::NOT_FOUND, "connection_not_found"),
+            ApiError::StreamNotFound => (StatusCode::NOT_FOUND, "stream_not_found"),
+            ApiError::NobodyConnected => (StatusCode::CONFLICT, "session_not_active"),
+            ApiError::SignalTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "signal_too_large"),
+            ApiError::Banned => (StatusCode::FORBIDDEN, "banned"),
         }
     }
 
@@ -260,6 +282,20 @@ impl From<ArchiveError> for ApiError {
             ArchiveError::SessionNotFound => ApiError::SessionNotFound,
             ArchiveError::SessionNotActive => ApiError::SessionNotActive,
             ArchiveError::Video(error) => ApiError::Upstream(error),
+        }
+    }
+}
+
+impl From<ModerationError> for ApiError {
+    fn from(error: ModerationError) -> Self {
+        match error {
+            ModerationError::ConnectionNotFound => ApiError::ConnectionNotFound,
+            ModerationError::StreamNotFound => ApiError::StreamNotFound,
+            ModerationError::SessionNotActive => ApiError::NobodyConnected,
+            ModerationError::SignalTooLarge => ApiError::SignalTooLarge(
+                "Vonage refused the signal as too large (type at most 128 bytes, data at most 8 kB)",
+            ),
+            ModerationError::Video(error) => ApiError::Upstream(error),
         }
     }
 }

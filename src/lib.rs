@@ -11,6 +11,7 @@ pub mod emulator;
 pub mod error;
 pub mod front;
 pub mod metrics;
+pub mod moderation;
 pub mod redis_conn;
 pub mod rooms;
 pub mod routes;

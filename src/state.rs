@@ -35,6 +35,8 @@ pub struct Handles {
     pub rooms: Rooms,
     /// Draining flag for `/readyz`.
     pub readiness: Readiness,
+    /// Bans, mute-all state and presence for moderation.
+    pub moderation: crate::moderation::Moderation,
 }
 
 impl FromRef<AppState> for AuthPolicy {

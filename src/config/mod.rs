@@ -23,7 +23,8 @@ pub use secrets::{EmulatorSecrets, emulator_secrets};
 use secrets::{credentials_from_env, secret_var};
 pub use sections::{
     AuthConfig, AuthMode, CorsConfig, CredentialSecrets, LogConfig, LogFormat, MetricsConfig,
-    RateLimitsConfig, RoomStoreKind, RoomsConfig, ServerConfig, TokensConfig, VideoConfig,
+    ModerationConfig, RateLimitsConfig, RoomStoreKind, RoomsConfig, ServerConfig, TokensConfig,
+    VideoConfig,
 };
 
 /// The compiled-in defaults, so the binary runs from any directory.
@@ -54,6 +55,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Moderation: signals and bans.
+    pub moderation: ModerationConfig,
     /// Vonage credentials, from their own env vars (never from files).
     #[serde(skip)]
     pub credentials: Option<CredentialSecrets>,
@@ -211,5 +214,13 @@ impl Config {
     /// `server.request_timeout_ms` as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.server.request_timeout_ms)
+    }
+
+    /// How long a ban lasts: `moderation.ban_seconds`, else the room TTL.
+    pub fn ban_duration(&self) -> Duration {
+        Duration::from_secs(match self.moderation.ban_seconds {
+            0 => self.rooms.ttl_seconds,
+            seconds => seconds,
+        })
     }
 }

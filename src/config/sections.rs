@@ -253,3 +253,14 @@ pub enum CredentialSecrets {
         api_secret: SecretString,
     },
 }
+
+/// `[moderation]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModerationConfig {
+    /// Whether `video:join` callers may signal one connection (signals to all need
+    /// `video:moderate`).
+    pub join_may_signal: bool,
+    /// How long a ban lasts; 0 means `rooms.ttl_seconds`.
+    pub ban_seconds: u64,
+}

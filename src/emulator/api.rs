@@ -13,8 +13,11 @@ use hyper::body::Incoming;
 
 use super::archive;
 use super::auth::{self, Presented};
+use super::callbacks;
+use super::connections;
 use super::faults::Decision;
 use super::form;
+use super::moderation;
 use super::reply;
 use super::session;
 use super::state::{RequestRecord, Shared};
@@ -73,7 +76,12 @@ pub(crate) async fn handle(
             return Err(DroppedConnection);
         }
         Decision::Fail(status) => reply::injected(status),
-        Decision::Pass => route(&shared, &parts, presented.as_ref(), &record.form, &bytes),
+        Decision::Pass => {
+            let before = callbacks::archive_statuses(&shared);
+            let response = route(&shared, &parts, presented.as_ref(), &record.form, &bytes);
+            callbacks::archive_changes(&shared, &before);
+            response
+        }
     };
     Ok(finish(&shared, record, response))
 }
@@ -91,6 +99,8 @@ fn route(
         }
         "/session/create" => reply::error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
         _ => archive::route(shared, parts, presented, body)
+            .or_else(|| connections::route(shared, parts, presented))
+            .or_else(|| moderation::route(shared, parts, presented, body))
             .unwrap_or_else(|| reply::error(StatusCode::NOT_FOUND, "Not found")),
     }
 }

@@ -14,15 +14,25 @@
 //! - `PUT /_emulator/sessions/{sessionId}/connections`, `GET /_emulator/archives`,
 //!   `PUT /_emulator/archives/{archiveId}/status`, `GET`/`PUT /_emulator/archive-processing`,
 //!   `GET /_emulator/downloads/{archiveId}.mp4`: see `archive`.
+//! - Connected clients and streams (`POST /_emulator/sessions/{sessionId}/connections` with a
+//!   client token, …) and Vonage's connection list and force-disconnect: see `connections`.
+//! - Signed session-monitoring and archive callbacks, their faults and `serverRotation`
+//!   (`/_emulator/callbacks`, `POST /_emulator/sessions/{sessionId}/rotate`): see `callbacks`.
+//! - Force mute, signals and stream lists, and `GET /_emulator/sessions/{sessionId}/moderation`
+//!   (mute state and the signals received): see `moderation`.
 
 mod api;
 mod archive;
 mod auth;
+mod callbacks;
 mod claims;
+mod client_token;
+mod connections;
 mod control;
 mod credentials;
 mod faults;
 mod form;
+mod moderation;
 mod reply;
 mod server;
 mod session;
@@ -36,6 +46,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+pub use callbacks::{CallbackFaults, CallbackSettings};
+pub use connections::{Connection, Stream};
 pub use credentials::{ApplicationKey, EmulatorCredentials, LegacyProject};
 pub use faults::{Faults, FaultsError};
 
@@ -66,13 +78,28 @@ impl Emulator {
         credentials: EmulatorCredentials,
         faults: Faults,
     ) -> io::Result<Self> {
+        Self::bind_with_callbacks(addr, credentials, faults, CallbackSettings::default()).await
+    }
+
+    /// Like [`Emulator::bind`], and sends signed callbacks as `callbacks` says (the URL can
+    /// also be set later with `PUT /_emulator/callbacks`).
+    pub async fn bind_with_callbacks(
+        addr: SocketAddr,
+        credentials: EmulatorCredentials,
+        faults: Faults,
+        callbacks: CallbackSettings,
+    ) -> io::Result<Self> {
         faults
             .validate()
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(Verifiers::from(&credentials), faults));
-        tracing::info!(%local_addr, ?credentials, "Vonage Video API emulator bound");
+        let mut shared = Shared::new(Verifiers::from(&credentials), faults);
+        shared.legacy_secret = credentials.legacy.as_ref().map(|p| p.api_secret.clone());
+        tracing::info!(%local_addr, ?credentials, ?callbacks, "Vonage Video API emulator bound");
+        shared.callbacks = callbacks::Callbacks::new(callbacks);
+        let shared = Arc::new(shared);
+        callbacks::Callbacks::start(&shared);
         Ok(Self {
             listener,
             local_addr,

@@ -9,8 +9,11 @@ use serde_json::Value;
 
 use super::archive::{self, Archives};
 use super::auth::{AuthCapture, CredentialKind};
+use super::callbacks::Callbacks;
+use super::connections::Registry;
 use super::credentials::Verifiers;
 use super::faults::Faults;
+use super::moderation::ModerationState;
 
 /// How many requests the log keeps; older ones are forgotten first.
 const MAX_REQUESTS: usize = 10_000;
@@ -75,6 +78,14 @@ pub(crate) struct Shared {
     records: Mutex<Records>,
     /// How long a stopped archive takes to become available; kept across resets.
     archive_delay_ms: AtomicU64,
+    /// Connected clients and their streams (`connections`).
+    pub(crate) registry: Registry,
+    /// The callback sender (`callbacks`); its URL and secrets are kept across resets.
+    pub(crate) callbacks: Callbacks,
+    /// The legacy API secret, to verify `T1==` client tokens (JWTs use `verifiers`).
+    pub(crate) legacy_secret: Option<secrecy::SecretString>,
+    /// Mute state and signals (`moderation`).
+    pub(crate) moderation: ModerationState,
 }
 
 impl Shared {
@@ -88,6 +99,10 @@ impl Shared {
             verifiers,
             records: Mutex::new(records),
             archive_delay_ms: AtomicU64::new(0),
+            registry: Registry::default(),
+            callbacks: Callbacks::default(),
+            legacy_secret: None,
+            moderation: ModerationState::default(),
         }
     }
 
@@ -157,6 +172,9 @@ impl Shared {
     /// Forgets sessions, archives and requests and removes every fault.
     pub(crate) fn reset(&self) {
         *self.lock() = Records::default();
+        self.registry.clear();
+        self.callbacks.clear();
+        self.moderation.clear();
     }
 }
 

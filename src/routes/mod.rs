@@ -2,6 +2,7 @@
 
 pub mod archives;
 pub mod health;
+pub mod moderation;
 mod openapi;
 pub mod rooms;
 pub mod sessions;
@@ -38,6 +39,27 @@ use openapi::SharedParts;
         archives::stop_archive,
         archives::get_archive,
         archives::list_archives,
+        moderation::remove_connection,
+        moderation::remove_participant,
+        moderation::mute_stream,
+        moderation::mute_all,
+        moderation::get_mute,
+        moderation::signal_all,
+        moderation::signal_connection,
+        moderation::list_streams,
+        moderation::get_stream,
+        moderation::list_bans,
+        moderation::lift_ban,
+        moderation::room_remove_connection,
+        moderation::room_remove_participant,
+        moderation::room_mute_stream,
+        moderation::room_mute_all,
+        moderation::room_signal_all,
+        moderation::room_signal_connection,
+        moderation::room_list_streams,
+        moderation::room_get_stream,
+        moderation::room_list_bans,
+        moderation::room_lift_ban,
         health::livez,
         health::readyz
     ),
@@ -46,6 +68,7 @@ use openapi::SharedParts;
         (name = "sessions", description = "Sessions and client tokens"),
         (name = "rooms", description = "Named rooms: one session per room, across replicas"),
         (name = "archives", description = "Recordings of routed sessions"),
+        (name = "moderation", description = "Remove, ban, mute and signal participants; list streams (video:moderate)"),
         (name = "health", description = "Probes")
     ),
     modifiers(&BearerScheme, &SharedParts)
@@ -103,6 +126,7 @@ pub fn router() -> Router<AppState> {
             "/rooms/{room}",
             get(rooms::get_room).delete(rooms::delete_room),
         )
+        .merge(moderation_routes())
         .route("/livez", get(health::livez))
         .route("/healthz", get(health::livez))
         .route("/readyz", get(health::readyz))
@@ -118,6 +142,77 @@ pub fn router() -> Router<AppState> {
         )
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}
+
+/// The moderation routes, under a session and under a room.
+fn moderation_routes() -> Router<AppState> {
+    use axum::routing::delete;
+    Router::new()
+        .route(
+            "/sessions/{session_id}/connections/{connection_id}",
+            delete(moderation::remove_connection),
+        )
+        .route(
+            "/sessions/{session_id}/connections/{connection_id}/signal",
+            post(moderation::signal_connection),
+        )
+        .route(
+            "/sessions/{session_id}/participants/{sub}",
+            delete(moderation::remove_participant),
+        )
+        .route(
+            "/sessions/{session_id}/streams",
+            get(moderation::list_streams),
+        )
+        .route(
+            "/sessions/{session_id}/streams/{stream_id}",
+            get(moderation::get_stream),
+        )
+        .route(
+            "/sessions/{session_id}/streams/{stream_id}/mute",
+            post(moderation::mute_stream),
+        )
+        .route(
+            "/sessions/{session_id}/mute",
+            post(moderation::mute_all).get(moderation::get_mute),
+        )
+        .route(
+            "/sessions/{session_id}/signal",
+            post(moderation::signal_all),
+        )
+        .route("/sessions/{session_id}/bans", get(moderation::list_bans))
+        .route(
+            "/sessions/{session_id}/bans/{sub}",
+            delete(moderation::lift_ban),
+        )
+        .route(
+            "/rooms/{room}/connections/{connection_id}",
+            delete(moderation::room_remove_connection),
+        )
+        .route(
+            "/rooms/{room}/connections/{connection_id}/signal",
+            post(moderation::room_signal_connection),
+        )
+        .route(
+            "/rooms/{room}/participants/{sub}",
+            delete(moderation::room_remove_participant),
+        )
+        .route("/rooms/{room}/streams", get(moderation::room_list_streams))
+        .route(
+            "/rooms/{room}/streams/{stream_id}",
+            get(moderation::room_get_stream),
+        )
+        .route(
+            "/rooms/{room}/streams/{stream_id}/mute",
+            post(moderation::room_mute_stream),
+        )
+        .route("/rooms/{room}/mute", post(moderation::room_mute_all))
+        .route("/rooms/{room}/signal", post(moderation::room_signal_all))
+        .route("/rooms/{room}/bans", get(moderation::room_list_bans))
+        .route(
+            "/rooms/{room}/bans/{sub}",
+            delete(moderation::room_lift_ban),
+        )
 }
 
 /// An epoch time in milliseconds as RFC 3339 UTC (`2026-11-25T17:42:14Z`), the one time format

@@ -59,6 +59,8 @@ pub struct RoomResponse {
     pub created_at: String,
     /// When someone last joined (RFC 3339, UTC).
     pub last_joined_at: String,
+    /// The room's mute-all state (see `POST /rooms/{room}/mute`).
+    pub mute_all: super::moderation::MuteStateResponse,
 }
 
 fn checked(room: &str) -> ApiResult<()> {
@@ -103,6 +105,8 @@ pub async fn join_room(
         ));
     }
     let options = session.session_options_at("session.")?;
+    let room_ban = [crate::moderation::store::BanTarget::Room(room.clone())];
+    super::moderation::refuse_banned(&state, &caller, &room_ban).await?;
     let grant = state
         .auth
         .grant(&caller, &body.token.unwrap_or_default(), "token")?;
@@ -110,6 +114,11 @@ pub async fn join_room(
     let may_create =
         || Box::pin(state.auth.authorize(&caller, Scope::Create)) as MayCreateFuture<'_>;
     let joined = state.rooms.join(&room, &options, &may_create).await?;
+    // A ban against the room's session alone (made under /sessions/{id}) holds here too.
+    let session_ban = [crate::moderation::store::BanTarget::Session(
+        joined.record.session_id.clone(),
+    )];
+    super::moderation::refuse_banned(&state, &caller, &session_ban).await?;
     let (token, expires_at) = issue(&state, &joined.record.session_id, &grant)?;
     let owner = state.tokens.owner().to_owned();
     let status = if joined.created {
@@ -156,8 +165,14 @@ pub async fn get_room(
         .get(&room)
         .await?
         .ok_or(ApiError::RoomNotFound)?;
+    let mute = state
+        .moderation
+        .mute(&session_id)
+        .await
+        .map_err(super::moderation::store_error)?;
     Ok(Json(RoomResponse {
         room,
+        mute_all: super::moderation::MuteStateResponse::new(session_id.clone(), mute),
         session_id,
         created_at: rfc3339_ms(created_at),
         last_joined_at: rfc3339_ms(last_joined_at),

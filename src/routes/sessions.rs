@@ -159,6 +159,10 @@ pub async fn create_token(
         return Err(ApiError::SessionNotFound);
     }
     let grant = state.auth.grant(&caller, &body, "")?;
+    let session_ban = [crate::moderation::store::BanTarget::Session(
+        session_id.clone(),
+    )];
+    super::moderation::refuse_banned(&state, &caller, &session_ban).await?;
     let (token, expires_at) = issue(&state, &session_id, &grant)?;
     let owner = state.tokens.owner().to_owned();
     Ok((
