@@ -6,6 +6,7 @@ pub mod client;
 pub mod credentials;
 pub mod options;
 pub mod resilience;
+pub mod rest_jwt;
 pub mod session_id;
 pub mod token;
 
