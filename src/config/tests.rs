@@ -344,3 +344,24 @@ fn rate_limits_and_cors_values_name_their_key() {
     assert_eq!(defaults.auth.leeway_seconds, 60);
     assert!(defaults.cors.allowed_origins.is_empty());
 }
+
+#[test]
+fn rest_jwt_reuse_stays_inside_the_jwt_lifetime() {
+    let env = env_of(&[]);
+    let sources = Sources {
+        config_dir: PathBuf::from("config"),
+        env: &env,
+        process_env_overrides: false,
+    };
+    let load_with = |reuse: u64| {
+        let toml = format!("[video]\nrest_jwt_reuse_seconds = {reuse}");
+        let figment = Config::figment(&sources)
+            .unwrap()
+            .merge(Toml::string(&toml));
+        Config::from_figment(figment, &env)
+    };
+    assert_eq!(load_with(0).unwrap().video.rest_jwt_reuse_seconds, 0);
+    assert_eq!(load_with(120).unwrap().video.rest_jwt_reuse_seconds, 120);
+    let error = load_with(121).unwrap_err().to_string();
+    assert!(error.starts_with("video.rest_jwt_reuse_seconds"), "{error}");
+}
