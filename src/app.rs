@@ -87,6 +87,7 @@ impl App {
             max_concurrent_calls: config.video.max_concurrent_calls,
             breaker_threshold: config.video.breaker_failure_threshold,
             breaker_open_for: Duration::from_millis(config.video.breaker_open_ms),
+            rest_jwt_reuse_secs: config.video.rest_jwt_reuse_seconds,
         };
         let prometheus = crate::metrics::install();
         crate::metrics::spawn_upkeep(prometheus.clone());

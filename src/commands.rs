@@ -142,7 +142,7 @@ pub(crate) async fn dev(
             vec!["http://localhost:*".into(), "http://127.0.0.1:*".into()];
     }
     config.log.format = LogFormat::Pretty;
-    telemetry::init(&config.log);
+    let _log = telemetry::init(&config.log);
 
     let (credentials, emulator_credentials) = throwaway_credentials(legacy)?;
     let emulator = Emulator::bind(

@@ -188,7 +188,7 @@ fn load_for_serve(
 
 async fn serve(sources: &Sources<'_>, args: ListenArgs) -> anyhow::Result<()> {
     let (config, credentials, _) = load_for_serve(sources, args.listen)?;
-    telemetry::init(&config.log);
+    let _log = telemetry::init(&config.log);
     let app = App::build(&config, credentials).await?;
     let shutdown = commands::shutdown_signal();
     output::out(format!(
@@ -201,9 +201,10 @@ async fn serve(sources: &Sources<'_>, args: ListenArgs) -> anyhow::Result<()> {
 }
 
 async fn emulator(env: &dyn Fn(&str) -> Option<String>, args: EmulatorArgs) -> anyhow::Result<()> {
-    telemetry::init(&vonage_sessions::config::LogConfig {
+    let _log = telemetry::init(&vonage_sessions::config::LogConfig {
         format: LogFormat::Pretty,
         filter: "info".into(),
+        buffered_lines: 8192,
     });
     let credentials = commands::emulator_credentials(env, args.public_key.as_deref())?;
     let faults = Faults {

@@ -5,7 +5,7 @@
 //! `vonage_calls_total`, `vonage_call_duration_seconds`, `vonage_retries_total`,
 //! `vonage_breaker_state`, `tokens_issued_total`, `room_joins_total`,
 //! `room_claim_contention_total`, `room_store_errors_total`, `load_shed_total`,
-//! `rate_limited_total`, `build_info`.
+//! `rate_limited_total`, `build_info`, `log_lines_dropped_total` (counted by `telemetry`).
 
 use std::collections::HashMap;
 use std::sync::{OnceLock, PoisonError, RwLock};
@@ -177,6 +177,10 @@ fn describe() {
         "Requests refused with 503 because a concurrency limit was reached, by limit"
     );
     describe_counter!("rate_limited_total", "Requests refused with 429, by budget");
+    describe_counter!(
+        "log_lines_dropped_total",
+        "Log lines dropped because the log consumer (stderr) did not keep up"
+    );
     describe_gauge!(
         "build_info",
         "Always 1; the version label says which build is running"

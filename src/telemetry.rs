@@ -1,31 +1,36 @@
 //! Logging: `tracing` with an `EnvFilter` (`RUST_LOG`, else `log.filter`), pretty or JSON lines
-//! on stderr (stdout carries only the `listening on` line and the dev banner).
+//! on stderr (stdout carries only the `listening on` line and the dev banner). Lines go through
+//! a bounded non-blocking queue (`writer`), so a stuck consumer drops lines instead of stalling
+//! requests; JSON lines are written by `json` without allocating. See `docs/logging.md`.
+
+mod json;
+mod writer;
 
 mod escape;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
+pub use self::writer::LogGuard;
 use crate::config::{LogConfig, LogFormat};
 
-/// Installs the global subscriber. Calling it again (tests) is a no-op.
-pub fn init(config: &LogConfig) {
+/// Installs the global subscriber; keep the guard until the process ends (it flushes the
+/// queued lines). Calling it again (tests) installs nothing.
+pub fn init(config: &LogConfig) -> LogGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
+    let (writer, guard) = writer::LogWriter::stderr(config.buffered_lines);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_span_events(FmtSpan::NONE);
     let _ = match config.format {
         LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            // The request span (`front`) and any inside it, outermost first:
-            // `"spans":[{"name":"request","request_id":…,"route":…,"sub":…},…]`.
-            .with_current_span(false)
-            .with_span_list(true)
+            .fmt_fields(json::JsonMembers)
+            .event_format(json::JsonLine)
             .try_init(),
         LogFormat::Pretty => builder.compact().fmt_fields(escape::fields()).try_init(),
     };
+    guard
 }

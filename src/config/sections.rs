@@ -68,6 +68,8 @@ pub struct VideoConfig {
     pub breaker_failure_threshold: u32,
     /// How long the breaker stays open.
     pub breaker_open_ms: u64,
+    /// How long one REST JWT is reused; 0: a fresh one per call.
+    pub rest_jwt_reuse_seconds: u64,
 }
 
 /// `[tokens]`
@@ -223,6 +225,8 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// Default `EnvFilter` directives when `RUST_LOG` is unset.
     pub filter: String,
+    /// Most lines waiting for stderr; more are dropped and counted (`log_lines_dropped_total`).
+    pub buffered_lines: usize,
 }
 
 /// `log.format`.

@@ -380,3 +380,24 @@ fn redis_sentinel_and_cluster_take_exactly_one_topology_and_hide_passwords() {
     load_with("[rooms]\nstore = \"redis\"\nredis_cluster_urls = [\"redis://127.0.0.1:7000\", \"redis://127.0.0.1:7001\"]")
         .unwrap();
 }
+
+#[test]
+fn rest_jwt_reuse_stays_inside_the_jwt_lifetime() {
+    let env = env_of(&[]);
+    let sources = Sources {
+        config_dir: PathBuf::from("config"),
+        env: &env,
+        process_env_overrides: false,
+    };
+    let load_with = |reuse: u64| {
+        let toml = format!("[video]\nrest_jwt_reuse_seconds = {reuse}");
+        let figment = Config::figment(&sources)
+            .unwrap()
+            .merge(Toml::string(&toml));
+        Config::from_figment(figment, &env)
+    };
+    assert_eq!(load_with(0).unwrap().video.rest_jwt_reuse_seconds, 0);
+    assert_eq!(load_with(120).unwrap().video.rest_jwt_reuse_seconds, 120);
+    let error = load_with(121).unwrap_err().to_string();
+    assert!(error.starts_with("video.rest_jwt_reuse_seconds"), "{error}");
+}

@@ -58,6 +58,12 @@ impl Config {
                 return Err(invalid(key, "must be greater than 0"));
             }
         }
+        if self.video.rest_jwt_reuse_seconds > crate::video::rest_jwt::MAX_REUSE_SECS {
+            return Err(invalid(
+                "video.rest_jwt_reuse_seconds",
+                "must be at most 120: a reused JWT must stay well inside its 180 s lifetime",
+            ));
+        }
         if self.video.retry_base_ms > self.video.retry_max_ms {
             return Err(invalid(
                 "video.retry_base_ms",

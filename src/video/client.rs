@@ -13,6 +13,7 @@ use url::Url;
 use super::credentials::{Credentials, CredentialsError};
 use super::options::SessionOptions;
 use super::resilience::{CircuitBreaker, RetryPolicy, is_outage, is_retryable};
+use super::rest_jwt::RestAuth;
 use crate::metrics::Cached;
 
 /// Connection settings for the Video API.
@@ -34,6 +35,8 @@ pub struct ClientSettings {
     pub breaker_threshold: u32,
     /// How long the open breaker refuses calls before probing.
     pub breaker_open_for: Duration,
+    /// How long one REST JWT is reused (`video.rest_jwt_reuse_seconds`; 0: one per call).
+    pub rest_jwt_reuse_secs: u64,
 }
 
 /// A call to Vonage that did not produce what was asked for. `Clone`, so that requests sharing
@@ -140,6 +143,7 @@ struct Guard {
     retry: RetryPolicy,
     breaker: CircuitBreaker,
     calls: tokio::sync::Semaphore,
+    rest_auth: RestAuth,
 }
 
 /// `vonage_calls_total` and `vonage_call_duration_seconds`, by operation and outcome.
@@ -180,6 +184,7 @@ impl VideoClient {
             retry: settings.retry.clone(),
             breaker: CircuitBreaker::new(settings.breaker_threshold, settings.breaker_open_for),
             calls: tokio::sync::Semaphore::new(settings.max_concurrent_calls),
+            rest_auth: RestAuth::new(credentials.clone(), settings.rest_jwt_reuse_secs),
         };
         Ok(Self {
             http,
@@ -285,15 +290,17 @@ impl VideoClient {
         parse_created_session(&body).ok_or(VideoError::InvalidResponse)
     }
 
-    /// A request with a fresh auth JWT and `Accept: application/json`.
+    /// A request with the REST auth JWT (reused for `rest_jwt_reuse_secs`) and
+    /// `Accept: application/json`.
     pub(super) fn request(
         &self,
         method: reqwest::Method,
         url: Url,
     ) -> Result<reqwest::RequestBuilder, VideoError> {
         let (auth_name, auth_value) = self
-            .credentials
-            .rest_auth_header(jsonwebtoken::get_current_timestamp())?;
+            .guard
+            .rest_auth
+            .header(jsonwebtoken::get_current_timestamp())?;
         Ok(self
             .http
             .request(method, url)

@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 
 /// How long a REST JWT is valid. Vonage refuses more than 5 minutes; the SDKs use 3 to 5.
-const REST_JWT_LIFETIME_SECS: u64 = 180;
+pub(super) const REST_JWT_LIFETIME_SECS: u64 = 180;
 
 /// `base64url({"alg":"RS256","typ":"JWT"})`, the header every RS256 JWT we sign carries.
 const RS256_HEADER_B64: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9";

@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod moderation;
 pub mod options;
 pub mod resilience;
+pub mod rest_jwt;
 pub mod session_id;
 pub mod token;
 

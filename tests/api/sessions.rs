@@ -4,7 +4,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use vonage_sessions::video::session_id;
 
-use crate::helpers::{API_SECRET, Kind, PUBLIC_KEY, TestApp, assert_problem, claims};
+use crate::helpers::{
+    API_SECRET, Kind, PUBLIC_KEY, TestApp, assert_problem, claims, spawn_emulator,
+};
+use crate::rest_jwt::NO_REUSE;
 
 /// Verifies a client token's signature with the key the front end's Vonage would use.
 fn verify_token(kind: Kind, token: &str) -> Value {
@@ -78,7 +81,9 @@ async fn no_body_means_all_defaults() {
 #[tokio::test]
 async fn upstream_request_carries_explicit_defaults_a_fresh_jwt_and_only_documented_fields() {
     for kind in [Kind::Application, Kind::Legacy] {
-        let app = TestApp::spawn(kind).await;
+        // A fresh REST JWT per call (reuse is tested in rest_jwt.rs).
+        let upstream = spawn_emulator().await;
+        let app = TestApp::spawn_against(kind, &upstream, NO_REUSE).await;
         app.create_session(&json!({})).await;
         app.create_session(&json!({
             "archiveMode": "always", "location": "203.0.113.7", "archiveName": "standup",

@@ -139,10 +139,14 @@ async function captureOurs(service, body, expect, owner) {
   return req;
 }
 
+// The SDKs sign a REST JWT per call; the service reuses one for 30 s by default
+// (video.rest_jwt_reuse_seconds). 0 compares each call's JWT with the SDK's, jti included.
+const FRESH_JWT_PER_CALL = { VONAGE_SESSIONS__VIDEO__REST_JWT_REUSE_SECONDS: '0' };
+
 describe('legacy mode: ours vs opentok-node', () => {
   let service;
   const jtis = [];
-  before(async () => { service = await startService({ emulatorUrl: emulator.url, mode: 'legacy' }); });
+  before(async () => { service = await startService({ emulatorUrl: emulator.url, mode: 'legacy', env: FRESH_JWT_PER_CALL }); });
   after(async () => { await service?.stop(); });
 
   for (const c of CASES) {
@@ -179,7 +183,7 @@ describe('legacy mode: ours vs opentok-node', () => {
 describe('application mode: ours vs opentok-node (Vonage) and @vonage/video', () => {
   let service;
   const jtis = [];
-  before(async () => { service = await startService({ emulatorUrl: emulator.url, mode: 'application' }); });
+  before(async () => { service = await startService({ emulatorUrl: emulator.url, mode: 'application', env: FRESH_JWT_PER_CALL }); });
   after(async () => { await service?.stop(); });
 
   for (const c of CASES) {
