@@ -32,6 +32,9 @@ export type ProblemCode =
   | 'room_busy'
   | 'store_unavailable'
   | 'internal'
+  | 'room_full'
+  | 'room_not_open'
+  | 'room_closed'
   | 'network_error'
   | 'unexpected_response'
   | (string & {});
