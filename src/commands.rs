@@ -2,7 +2,7 @@
 //! credentials for `serve` and the emulator, and the shutdown signal.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use aws_lc_rs::rsa::KeySize;
@@ -18,6 +18,8 @@ use vonage_sessions::emulator::{
 };
 use vonage_sessions::telemetry;
 use vonage_sessions::video::Credentials;
+
+use crate::example_page::ExamplePage;
 
 /// Parses the credentials `serve` was configured with.
 pub(crate) fn credentials_from(config: &Config) -> anyhow::Result<Credentials> {
@@ -113,6 +115,7 @@ pub(crate) async fn dev(
     sources: &Sources<'_>,
     listen: SocketAddr,
     legacy: bool,
+    example_page: Option<(PathBuf, SocketAddr)>,
 ) -> anyhow::Result<()> {
     // Real credentials in the environment are ignored on purpose: dev never calls Vonage.
     let no_env = |_: &str| None;
@@ -123,6 +126,17 @@ pub(crate) async fn dev(
     if config.cors.allowed_origins.is_empty() {
         config.cors.allowed_origins =
             vec!["http://localhost:*".into(), "http://127.0.0.1:*".into()];
+    }
+    let example_page = match example_page {
+        Some((dir, listen)) => Some(ExamplePage::bind(dir, listen).await?),
+        None => None,
+    };
+    if let Some(page) = &example_page {
+        let origin = page.origin()?;
+        let origins = &mut config.cors.allowed_origins;
+        if !origins.iter().any(|o| o == "*" || *o == origin) {
+            origins.push(origin);
+        }
     }
     config.log.format = LogFormat::Pretty;
     telemetry::init(&config.log);
@@ -153,6 +167,11 @@ pub(crate) async fn dev(
             "Vonage application"
         }
     );
+    if let Some(page) = example_page {
+        let origin = page.origin()?;
+        page.spawn(url.clone());
+        println!("example page listening on {origin}/ (open it in a browser)");
+    }
     app.run_until(shutdown).await.context("serving")?;
     Ok(())
 }
