@@ -1,3 +1,4 @@
+// @ts-check
 // The room page: join through vonage-sessions with the typed client, then hand the three values
 // to the official Vonage browser SDK: OT.initSession(applicationId, sessionId), session.connect(token).
 // Where the service is: ?service=URL, else the `serviceUrl` of ./config.json (what
@@ -5,6 +6,9 @@
 import { ApiError, createClient, withRetry } from '@vonage-sessions/client';
 
 const $ = (id) => document.getElementById(id);
+const button = /** @type {HTMLButtonElement} */ ($('join-button'));
+const roomInput = /** @type {HTMLInputElement} */ ($('room'));
+const nameInput = /** @type {HTMLInputElement} */ ($('name'));
 
 async function pageConfig() {
   let config = {};
@@ -25,9 +29,15 @@ function showError(text) {
 
 let session;
 
+/**
+ * @param {import('@vonage-sessions/client').Client} api
+ * @param {boolean} emulated
+ * @param {string} room
+ * @param {string} name
+ */
 async function join(api, emulated, room, name) {
   $('error').hidden = true;
-  $('join-button').disabled = true;
+  button.disabled = true;
   try {
     const joined = await withRetry(
       () => api.joinRoom({ params: { path: { room } }, body: { token: { data: JSON.stringify({ name }) } } }),
@@ -50,7 +60,7 @@ async function join(api, emulated, room, name) {
         const hint = emulated
           ? ' (vonage-sessions dev emulates Vonage: real Vonage servers do not know this session.)'
           : '';
-        showError(`The Vonage SDK could not connect: ${error.message || error.name} (code ${error.code}).${hint}`);
+        showError(`The Vonage SDK could not connect: ${error.message || error.name}.${hint}`);
         return;
       }
       $('connection').textContent = `connected as ${session.connection.connectionId}`;
@@ -60,7 +70,7 @@ async function join(api, emulated, room, name) {
     // The service refused: its problem `detail` is written for people.
     showError(error instanceof ApiError ? error.detail : String(error));
   } finally {
-    $('join-button').disabled = false;
+    button.disabled = false;
   }
 }
 
@@ -69,6 +79,6 @@ $('service-url').textContent = serviceUrl;
 const api = createClient({ baseUrl: serviceUrl });
 $('join').addEventListener('submit', (event) => {
   event.preventDefault();
-  join(api, emulated, $('room').value.trim(), $('name').value.trim());
+  join(api, emulated, roomInput.value.trim(), nameInput.value.trim());
 });
 document.body.dataset.ready = 'true';
