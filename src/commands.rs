@@ -2,7 +2,7 @@
 //! credentials for `serve` and the emulator, and the shutdown signal.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use aws_lc_rs::rsa::KeySize;
@@ -22,6 +22,8 @@ use vonage_sessions::telemetry;
 use vonage_sessions::video::{Credentials, Role};
 
 use crate::output;
+
+use crate::example_page::ExamplePage;
 
 /// Parses the credentials `serve` was configured with.
 pub(crate) fn credentials_from(config: &Config) -> anyhow::Result<Credentials> {
@@ -120,6 +122,7 @@ pub(crate) async fn dev(
     sources: &Sources<'_>,
     listen: SocketAddr,
     legacy: bool,
+    example_page: Option<(PathBuf, SocketAddr)>,
 ) -> anyhow::Result<()> {
     // Real credentials in the environment are ignored on purpose: dev never calls Vonage.
     let no_env = |_: &str| None;
@@ -140,6 +143,17 @@ pub(crate) async fn dev(
     if config.cors.allowed_origins.is_empty() {
         config.cors.allowed_origins =
             vec!["http://localhost:*".into(), "http://127.0.0.1:*".into()];
+    }
+    let example_page = match example_page {
+        Some((dir, listen)) => Some(ExamplePage::bind(dir, listen).await?),
+        None => None,
+    };
+    if let Some(page) = &example_page {
+        let origin = page.origin()?;
+        let origins = &mut config.cors.allowed_origins;
+        if !origins.iter().any(|o| o == "*" || *o == origin) {
+            origins.push(origin);
+        }
     }
     config.log.format = LogFormat::Pretty;
     let _log = telemetry::init(&config.log);
@@ -162,6 +176,11 @@ pub(crate) async fn dev(
     let url = format!("http://{}", app.local_addr());
     output::out(format!("vonage-sessions listening on {url}"));
     output::out(banner(&config, &url, legacy));
+    if let Some(page) = example_page {
+        let origin = page.origin()?;
+        page.spawn(url.clone());
+        output::out(format!("example page listening on {origin}/ (open it in a browser)"));
+    }
     app.run_until(shutdown).await.context("serving")?;
     Ok(())
 }

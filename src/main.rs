@@ -17,6 +17,7 @@ use vonage_sessions::telemetry;
 use vonage_sessions::video::Credentials;
 
 mod commands;
+mod example_page;
 mod output;
 
 /// A server that creates Vonage Video sessions and mints client tokens, so that browsers and
@@ -61,6 +62,13 @@ struct DevArgs {
     /// Use legacy OpenTok key/secret credentials instead of a Vonage application.
     #[arg(long)]
     legacy: bool,
+    /// Also serve this directory (the built examples/web: examples/web/dist) as a front end that
+    /// joins rooms through this service with the official Vonage browser SDK.
+    #[arg(long, value_name = "DIR")]
+    example_page: Option<PathBuf>,
+    /// Address of the example page's own listener (another origin than the service).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    example_listen: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -119,7 +127,10 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve(ListenArgs::default())) {
         Command::Serve(args) => runtime.block_on(serve(&sources, args)),
-        Command::Dev(args) => runtime.block_on(commands::dev(&sources, args.listen, args.legacy)),
+        Command::Dev(args) => {
+            let example = args.example_page.map(|dir| (dir, args.example_listen));
+            runtime.block_on(commands::dev(&sources, args.listen, args.legacy, example))
+        }
         Command::Emulator(args) => runtime.block_on(emulator(&env, args)),
         Command::Healthcheck(args) => return runtime.block_on(healthcheck(&sources, args)),
         Command::CheckConfig => check_config(&sources),
