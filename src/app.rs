@@ -19,13 +19,13 @@ use crate::auth::AuthPolicy;
 use crate::config::{Config, RoomStoreKind};
 use crate::error::ApiError;
 use crate::front::FrontLayer;
+use crate::moderation::{Presence, Untracked};
 use crate::redis_conn::{RedisConnection, RedisTopology, redis_reason};
 use crate::rooms::memory::MemoryStore;
 use crate::rooms::redis_store::RedisStore;
 use crate::rooms::store::RoomStore;
 use crate::rooms::{RoomSettings, Rooms};
 use crate::server::{self, ServeSettings};
-use crate::moderation::{Presence, Untracked};
 use crate::state::{AppState, Handles, Readiness};
 use crate::video::resilience::RetryPolicy;
 use crate::video::{ClientSettings, Credentials, TokenIssuer, VideoClient};
@@ -103,9 +103,9 @@ impl App {
             ),
             video,
             tokens: TokenIssuer::new(credentials, config.tokens.legacy_format),
-            auth: AuthPolicy::with_redis(config, redis)?,
+            auth: AuthPolicy::with_redis(config, redis.clone())?,
             readiness: readiness.clone(),
-            moderation: moderation(config, presence)?,
+            moderation: moderation(config, redis, presence)?,
         }));
         let metrics_router = Router::new().route(
             "/metrics",
@@ -233,16 +233,19 @@ fn serve_settings(config: &Config) -> anyhow::Result<ServeSettings> {
 
 fn moderation(
     config: &Config,
+    redis: Option<RedisConnection>,
     presence: Arc<dyn crate::moderation::Presence>,
 ) -> anyhow::Result<crate::moderation::Moderation> {
     use crate::moderation::store::{MemoryModerationStore, ModerationStore};
-    let store: Arc<dyn ModerationStore> = match config.rooms.store {
-        RoomStoreKind::Memory => Arc::new(MemoryModerationStore::new()),
-        RoomStoreKind::Redis => Arc::new(crate::moderation::redis::RedisModerationStore::new(
-            secrecy::ExposeSecret::expose_secret(&config.rooms.redis_url),
-            &config.rooms.key_prefix,
-            Duration::from_millis(config.rooms.store_timeout_ms),
-        )?),
+    let store: Arc<dyn ModerationStore> = match redis {
+        None => Arc::new(MemoryModerationStore::new()),
+        Some(connection) => Arc::new(
+            crate::moderation::redis::RedisModerationStore::with_connection(
+                connection,
+                &config.rooms.key_prefix,
+                Duration::from_millis(config.rooms.store_timeout_ms),
+            ),
+        ),
     };
     let settings = crate::moderation::ModerationSettings {
         join_may_signal: config.moderation.join_may_signal,

@@ -179,7 +179,9 @@ pub(crate) async fn dev(
     if let Some(page) = example_page {
         let origin = page.origin()?;
         page.spawn(url.clone());
-        output::out(format!("example page listening on {origin}/ (open it in a browser)"));
+        output::out(format!(
+            "example page listening on {origin}/ (open it in a browser)"
+        ));
     }
     app.run_until(shutdown).await.context("serving")?;
     Ok(())

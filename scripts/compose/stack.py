@@ -295,9 +295,9 @@ class Instance:
             env = []
             for key, value in self.environment().items():
                 env += ["-e", f"{key}={value}"]
+            # Service names resolve through /etc/netns/NS/hosts, which `ip netns exec` mounts over
+            # /etc/hosts (Debian's buildah 1.28 has no `run --add-host`).
             hosts = []
-            for service, addresses in self.stack.network.addresses.items():
-                hosts += ["--add-host", f"{service}:{addresses[0]}"]
             argv = [
                 *self.exec_in, *BUILDAH, "run", "--isolation", "chroot", "--network", "host",
                 "--user", self.stack.image_user, *hosts, *env, self.container, "--", *argv,

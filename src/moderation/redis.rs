@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, Script};
 
 use super::store::{Ban, BanTarget, ModerationStore, MuteState};
+use crate::redis_conn::RedisConnection;
 use crate::rooms::store::StoreError;
 
 /// `KEYS[1]` ban hash; `ARGV`: sub, ban JSON, expiry epoch ms, now epoch ms. The hash lives as
@@ -25,7 +25,7 @@ return 1
 
 /// Moderation state in Redis.
 pub struct RedisModerationStore {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     prefix: String,
     timeout: Duration,
     ban: Script,
@@ -41,23 +41,15 @@ impl std::fmt::Debug for RedisModerationStore {
 }
 
 impl RedisModerationStore {
-    /// Connects lazily to `url`, like the room store.
-    pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError(format!("invalid Redis URL: {:?}", e.kind())))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError(format!("Redis connection manager: {:?}", e.kind())))?;
-        Ok(Self {
+    /// Uses the connection the room store and the rate limiter share (one server, Sentinel or
+    /// Cluster; every command here touches one key, so Cluster slots are no concern).
+    pub fn with_connection(connection: RedisConnection, prefix: &str, timeout: Duration) -> Self {
+        Self {
             connection,
             prefix: prefix.to_owned(),
             timeout,
             ban: Script::new(BAN),
-        })
+        }
     }
 
     fn bans_key(&self, target: &BanTarget) -> String {

@@ -149,48 +149,45 @@ fn moderation_routes() -> Router<AppState> {
     use axum::routing::delete;
     Router::new()
         .route(
-            "/sessions/{session_id}/connections/{connection_id}",
+            "/sessions/{sessionId}/connections/{connectionId}",
             delete(moderation::remove_connection),
         )
         .route(
-            "/sessions/{session_id}/connections/{connection_id}/signal",
+            "/sessions/{sessionId}/connections/{connectionId}/signal",
             post(moderation::signal_connection),
         )
         .route(
-            "/sessions/{session_id}/participants/{sub}",
+            "/sessions/{sessionId}/participants/{sub}",
             delete(moderation::remove_participant),
         )
         .route(
-            "/sessions/{session_id}/streams",
+            "/sessions/{sessionId}/streams",
             get(moderation::list_streams),
         )
         .route(
-            "/sessions/{session_id}/streams/{stream_id}",
+            "/sessions/{sessionId}/streams/{streamId}",
             get(moderation::get_stream),
         )
         .route(
-            "/sessions/{session_id}/streams/{stream_id}/mute",
+            "/sessions/{sessionId}/streams/{streamId}/mute",
             post(moderation::mute_stream),
         )
         .route(
-            "/sessions/{session_id}/mute",
+            "/sessions/{sessionId}/mute",
             post(moderation::mute_all).get(moderation::get_mute),
         )
+        .route("/sessions/{sessionId}/signal", post(moderation::signal_all))
+        .route("/sessions/{sessionId}/bans", get(moderation::list_bans))
         .route(
-            "/sessions/{session_id}/signal",
-            post(moderation::signal_all),
-        )
-        .route("/sessions/{session_id}/bans", get(moderation::list_bans))
-        .route(
-            "/sessions/{session_id}/bans/{sub}",
+            "/sessions/{sessionId}/bans/{sub}",
             delete(moderation::lift_ban),
         )
         .route(
-            "/rooms/{room}/connections/{connection_id}",
+            "/rooms/{room}/connections/{connectionId}",
             delete(moderation::room_remove_connection),
         )
         .route(
-            "/rooms/{room}/connections/{connection_id}/signal",
+            "/rooms/{room}/connections/{connectionId}/signal",
             post(moderation::room_signal_connection),
         )
         .route(
@@ -199,11 +196,11 @@ fn moderation_routes() -> Router<AppState> {
         )
         .route("/rooms/{room}/streams", get(moderation::room_list_streams))
         .route(
-            "/rooms/{room}/streams/{stream_id}",
+            "/rooms/{room}/streams/{streamId}",
             get(moderation::room_get_stream),
         )
         .route(
-            "/rooms/{room}/streams/{stream_id}/mute",
+            "/rooms/{room}/streams/{streamId}/mute",
             post(moderation::room_mute_stream),
         )
         .route("/rooms/{room}/mute", post(moderation::room_mute_all))

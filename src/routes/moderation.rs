@@ -10,13 +10,13 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::state::AppState;
 use crate::auth::{Caller, Refusal, Scope};
 use crate::error::{ApiError, ApiResult, OptionalJson, Problem};
 use crate::moderation::store::{Ban, BanTarget, MuteState};
 use crate::rooms::RoomError;
 use crate::rooms::is_valid_room_name;
 use crate::rooms::store::StoreError;
+use crate::state::AppState;
 use crate::video::moderation::{
     MAX_SIGNAL_DATA_BYTES, MAX_SIGNAL_TYPE_BYTES, MuteAll, Signal, Stream,
 };

@@ -99,7 +99,10 @@ async fn route_labels_are_the_openapi_path_templates() {
         let concrete = template
             .replace("{sessionId}", "1_MX4xMjM0NTZ-fjE2MDAwMDAwMDAwMDB-fn4")
             .replace("{archiveId}", "b40ef09b-3811-4726-b508-e41a0f96c68f")
-            .replace("{room}", "labels");
+            .replace("{room}", "labels")
+            .replace("{connectionId}", "c0nnection")
+            .replace("{streamId}", "5tream")
+            .replace("{sub}", "user-1");
         let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
         app.client
             .request(method, format!("{}{concrete}", app.url))
