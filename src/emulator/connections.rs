@@ -451,6 +451,47 @@ fn parse_path(path: &str) -> Option<(&str, &str, Target<'_>)> {
     Some((project, session_id, target))
 }
 
+/// The checks every session-scoped Vonage call makes, in Vonage's order: the project exists
+/// (404), the JWT verifies (403) and is that project's (403), the session ID parses (400).
+/// Returns the verified owner; the emulator's moderation calls share it.
+pub(crate) fn admit_session_call(
+    shared: &Shared,
+    presented: Option<&Presented>,
+    project: &str,
+    session_id: &str,
+    now_ms: u64,
+) -> Result<String, Box<Response<Body>>> {
+    let verifiers = [&shared.verifiers.legacy, &shared.verifiers.application];
+    if !verifiers
+        .iter()
+        .flat_map(|v| v.iter())
+        .any(|v| v.owner == project)
+    {
+        return Err(Box::new(reply::error(StatusCode::NOT_FOUND, "Not found")));
+    }
+    let now_s = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+    let owner = match auth::verify(presented, &shared.verifiers, now_s) {
+        Ok((_, owner)) => owner,
+        Err(error) => {
+            return Err(Box::new(reply::error(
+                StatusCode::FORBIDDEN,
+                &error.to_string(),
+            )));
+        }
+    };
+    if owner != project {
+        let message = "Invalid project ID: it is not the authenticated API key or application";
+        return Err(Box::new(reply::error(StatusCode::FORBIDDEN, message)));
+    }
+    if crate::video::session_id::decode(session_id).is_err() {
+        return Err(Box::new(reply::error(
+            StatusCode::BAD_REQUEST,
+            "Invalid session ID format",
+        )));
+    }
+    Ok(owner)
+}
+
 /// Answers a connection call, or `None` if the path is not one.
 pub(crate) fn route(
     shared: &Shared,
@@ -468,30 +509,11 @@ pub(crate) fn route(
             "Method not allowed",
         ));
     }
-    let verifiers = [&shared.verifiers.legacy, &shared.verifiers.application];
-    if !verifiers
-        .iter()
-        .flat_map(|v| v.iter())
-        .any(|v| v.owner == project)
-    {
-        return Some(reply::error(StatusCode::NOT_FOUND, "Not found"));
-    }
     let now = now_ms();
-    let now_s = i64::try_from(now / 1000).unwrap_or(i64::MAX);
-    let owner = match auth::verify(presented, &shared.verifiers, now_s) {
-        Ok((_, owner)) => owner,
-        Err(error) => return Some(reply::error(StatusCode::FORBIDDEN, &error.to_string())),
+    let owner = match admit_session_call(shared, presented, project, session_id, now) {
+        Ok(owner) => owner,
+        Err(refused) => return Some(*refused),
     };
-    if owner != project {
-        let message = "Invalid project ID: it is not the authenticated API key or application";
-        return Some(reply::error(StatusCode::FORBIDDEN, message));
-    }
-    if crate::video::session_id::decode(session_id).is_err() {
-        return Some(reply::error(
-            StatusCode::BAD_REQUEST,
-            "Invalid session ID format",
-        ));
-    }
     let owned = shared
         .sessions()
         .iter()

@@ -34,7 +34,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::archive::now_ms;
-use super::auth::{self, Presented};
+use super::auth::Presented;
+use super::connections::admit_session_call;
 use super::reply;
 use super::state::Shared;
 
@@ -198,30 +199,11 @@ pub(crate) fn route(
             "Method not allowed",
         ));
     }
-    let verifiers = [&shared.verifiers.legacy, &shared.verifiers.application];
-    if !verifiers
-        .iter()
-        .flat_map(|v| v.iter())
-        .any(|v| v.owner == project)
-    {
-        return Some(reply::error(StatusCode::NOT_FOUND, "Not found"));
-    }
     let now = now_ms();
-    let now_s = i64::try_from(now / 1000).unwrap_or(i64::MAX);
-    let owner = match auth::verify(presented, &shared.verifiers, now_s) {
-        Ok((_, owner)) => owner,
-        Err(error) => return Some(reply::error(StatusCode::FORBIDDEN, &error.to_string())),
+    let owner = match admit_session_call(shared, presented, project, session_id, now) {
+        Ok(owner) => owner,
+        Err(refused) => return Some(*refused),
     };
-    if owner != project {
-        let message = "Invalid project ID: it is not the authenticated API key or application";
-        return Some(reply::error(StatusCode::FORBIDDEN, message));
-    }
-    if crate::video::session_id::decode(session_id).is_err() {
-        return Some(reply::error(
-            StatusCode::BAD_REQUEST,
-            "Invalid session ID format",
-        ));
-    }
     let created = shared
         .sessions()
         .into_iter()
