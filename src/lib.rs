@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod callbacks;
 pub mod config;
 pub mod emulator;
 pub mod error;
