@@ -1,5 +1,46 @@
 //! Vonage's callbacks to the application server (see the repository's `docs/callbacks.md`):
-//! the payload model ([`event`]), shared by the receiver that verifies them and the room
-//! lifecycle that applies them.
+//! the payload model ([`event`]) and the seam between the receiver that verifies callbacks and
+//! what applies them ([`CallbackSink`]): the receiver hands over only callbacks it has verified.
 
 pub mod event;
+
+use crate::rooms::store::StoreError;
+use event::Callback;
+
+/// What applying a verified callback did, for the `callbacks received` metric and the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The callback changed state.
+    Applied,
+    /// Valid, but nothing to do: an unknown event, a session that is not a room's, or an event
+    /// older than what was already applied for that connection or stream.
+    Ignored,
+}
+
+impl Applied {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Ignored => "ignored",
+        }
+    }
+}
+
+/// Applies verified callbacks. A store error makes the receiver answer 503, so Vonage retries.
+#[async_trait::async_trait]
+pub trait CallbackSink: Send + Sync + std::fmt::Debug {
+    /// Applies one verified callback; `received_at` is epoch ms on arrival.
+    async fn apply(&self, callback: &Callback, received_at: u64) -> Result<Applied, StoreError>;
+}
+
+/// Ignores every callback (no room lifecycle wired in).
+#[derive(Debug, Default)]
+pub struct IgnoreAll;
+
+#[async_trait::async_trait]
+impl CallbackSink for IgnoreAll {
+    async fn apply(&self, _callback: &Callback, _received_at: u64) -> Result<Applied, StoreError> {
+        Ok(Applied::Ignored)
+    }
+}
