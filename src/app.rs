@@ -19,7 +19,7 @@ use crate::auth::AuthPolicy;
 use crate::config::{Config, RoomStoreKind};
 use crate::error::ApiError;
 use crate::front::FrontLayer;
-use crate::moderation::{Presence, Untracked};
+use crate::moderation::Presence;
 use crate::redis_conn::{RedisConnection, RedisTopology, redis_reason};
 use crate::rooms::memory::MemoryStore;
 use crate::rooms::redis_store::RedisStore;
@@ -39,12 +39,13 @@ pub struct App {
     readiness: Readiness,
     drain_delay: Duration,
     serve_settings: ServeSettings,
+    lifecycle: crate::lifecycle::Lifecycle,
 }
 
 impl App {
     /// Builds the service from `config` and parsed `credentials`, and binds `config.server.listen`.
     pub async fn build(config: &Config, credentials: Credentials) -> anyhow::Result<Self> {
-        Self::build_with(config, credentials, Router::new(), Arc::new(Untracked)).await
+        Self::build_with(config, credentials, Router::new(), None).await
     }
 
     /// [`App::build`] with `extra` routes served next to the API, behind the same front
@@ -54,7 +55,7 @@ impl App {
         credentials: Credentials,
         extra: Router,
     ) -> anyhow::Result<Self> {
-        Self::build_with(config, credentials, extra, Arc::new(Untracked)).await
+        Self::build_with(config, credentials, extra, None).await
     }
 
     /// Like [`App::build`], with `presence` telling moderation who holds which connection.
@@ -63,14 +64,16 @@ impl App {
         credentials: Credentials,
         presence: Arc<dyn Presence>,
     ) -> anyhow::Result<Self> {
-        Self::build_with(config, credentials, Router::new(), presence).await
+        Self::build_with(config, credentials, Router::new(), Some(presence)).await
     }
 
+    /// `presence`: who holds which connection, for moderation; none means the room
+    /// lifecycle's presence (`docs/room-lifecycle.md`).
     async fn build_with(
         config: &Config,
         credentials: Credentials,
         extra: Router,
-        presence: Arc<dyn Presence>,
+        presence: Option<Arc<dyn Presence>>,
     ) -> anyhow::Result<Self> {
         let credentials = Arc::new(credentials);
         let kind = credentials.kind();
@@ -95,17 +98,21 @@ impl App {
         let video =
             VideoClient::new(&settings, credentials.clone()).context("building the HTTP client")?;
         let redis = redis_connection(config)?;
+        let rooms = Rooms::new(
+            room_store(config, redis.clone())?,
+            video.clone(),
+            room_settings(config),
+        );
+        let lifecycle = lifecycle(config, redis.clone(), &rooms, &video);
+        let presence = presence.unwrap_or_else(|| Arc::new(lifecycle.clone()));
         let state = AppState(Arc::new(Handles {
-            rooms: Rooms::new(
-                room_store(config, redis.clone())?,
-                video.clone(),
-                room_settings(config),
-            ),
+            rooms,
             video,
             tokens: TokenIssuer::new(credentials, config.tokens.legacy_format),
             auth: AuthPolicy::with_redis(config, redis.clone())?,
             readiness: readiness.clone(),
             moderation: moderation(config, redis, presence)?,
+            lifecycle: lifecycle.clone(),
         }));
         let metrics_router = Router::new().route(
             "/metrics",
@@ -140,6 +147,7 @@ impl App {
             metrics,
             drain_delay: Duration::from_millis(config.server.drain_delay_ms),
             serve_settings: serve_settings(config)?,
+            lifecycle,
         })
     }
 
@@ -159,6 +167,8 @@ impl App {
     ) -> std::io::Result<()> {
         let readiness = self.readiness.clone();
         let drain_delay = self.drain_delay;
+        // The room lifecycle's background task (one per process), for as long as we serve.
+        let lifecycle_task = self.lifecycle.spawn();
         let stop = async move {
             shutdown.await;
             readiness.start_draining();
@@ -177,6 +187,7 @@ impl App {
             ));
         }
         server::serve(self.listener, self.router, stop, self.serve_settings).await;
+        lifecycle_task.abort();
         Ok(())
     }
 }
@@ -255,6 +266,41 @@ fn moderation(
     Ok(crate::moderation::Moderation::new(
         store, presence, settings,
     ))
+}
+
+/// The room lifecycle over the same store as the rooms (`docs/room-lifecycle.md`).
+fn lifecycle(
+    config: &Config,
+    redis: Option<RedisConnection>,
+    rooms: &Rooms,
+    video: &VideoClient,
+) -> crate::lifecycle::Lifecycle {
+    use crate::lifecycle::store::{LifecycleStore, StoreTimings};
+    let timings = StoreTimings {
+        ttl: Duration::from_secs(config.rooms.ttl_seconds),
+        // Vonage retries a callback for up to 24 h: a late create must still find its tombstone.
+        tombstone_keep: Duration::from_secs(25 * 3600),
+    };
+    let store: Arc<dyn LifecycleStore> = match redis {
+        Some(connection) => Arc::new(crate::lifecycle::redis::RedisLifecycleStore::new(
+            connection,
+            &config.rooms.key_prefix,
+            Duration::from_millis(config.rooms.store_timeout_ms),
+            timings,
+        )),
+        None => Arc::new(crate::lifecycle::memory::MemoryLifecycleStore::new(
+            rooms.store().clone(),
+            timings,
+        )),
+    };
+    let settings = crate::lifecycle::LifecycleSettings {
+        reconcile: Duration::from_secs(config.rooms.reconcile_seconds),
+        seat_hold: Duration::from_secs(config.rooms.seat_hold_seconds),
+        empty_retire: Duration::from_secs(config.rooms.empty_retire_seconds),
+        stop_when_empty: config.archives.stop_when_empty,
+        identity_in_data: config.auth.mode == crate::config::AuthMode::Jwt,
+    };
+    crate::lifecycle::Lifecycle::new(store, video.clone(), rooms.clone(), settings)
 }
 
 fn room_settings(config: &Config) -> RoomSettings {

@@ -123,6 +123,32 @@ pub enum ApiError {
     /// The caller's identity is banned from this room or session.
     #[error("you have been removed from this room and may not rejoin it for now")]
     Banned,
+    // Room policies (docs/room-lifecycle.md).
+    /// Every seat of the room is taken (live connections plus recently issued tokens).
+    #[error(
+        "the room is full: all {max} seats are taken or held by tokens issued in the last rooms.seat_hold_seconds"
+    )]
+    RoomFull {
+        /// The room's `maxParticipants`.
+        max: u32,
+    },
+    /// The room's `notBefore` is still ahead.
+    #[error("the room opens at {not_before}")]
+    RoomNotOpen {
+        /// When it opens (RFC 3339).
+        not_before: String,
+        /// When it closes (RFC 3339), if it does.
+        expires_at: Option<String>,
+    },
+    /// The room's `expiresAt` has passed.
+    #[error("the room closed at {expires_at}")]
+    RoomClosed {
+        /// When it closed (RFC 3339).
+        expires_at: String,
+    },
+    /// The room's policy does not allow the role.
+    #[error("the role \"{}\" is not allowed in this room (its policy's allowedRoles)", .0.as_str())]
+    RoleNotAllowedInRoom(Role),
 }
 
 /// `server.body_limit_bytes`, put on every request (`app::middleware_stack`) so that a 413 can
@@ -210,6 +236,10 @@ impl ApiError {
             ApiError::NobodyConnected => (StatusCode::CONFLICT, "session_not_active"),
             ApiError::SignalTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "signal_too_large"),
             ApiError::Banned => (StatusCode::FORBIDDEN, "banned"),
+            ApiError::RoomFull { .. } => (StatusCode::CONFLICT, "room_full"),
+            ApiError::RoomNotOpen { .. } => (StatusCode::FORBIDDEN, "room_not_open"),
+            ApiError::RoomClosed { .. } => (StatusCode::FORBIDDEN, "room_closed"),
+            ApiError::RoleNotAllowedInRoom(_) => (StatusCode::FORBIDDEN, "role_not_allowed"),
         }
     }
 
@@ -330,6 +360,15 @@ pub struct Problem {
     /// The `x-request-id` of the request, for support.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// `room_not_open`: when the room opens (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    /// `room_not_open` / `room_closed`: when the room closes (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// `room_full`: the room's seats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_participants: Option<u32>,
 }
 
 impl IntoResponse for ApiError {
@@ -345,6 +384,28 @@ impl IntoResponse for ApiError {
             detail: self.detail(),
             code: code.to_owned(),
             request_id: REQUEST_ID.try_with(|id| id.to_string()).ok(),
+            not_before: None,
+            expires_at: None,
+            max_participants: None,
+        };
+        let problem = match &self {
+            ApiError::RoomNotOpen {
+                not_before,
+                expires_at,
+            } => Problem {
+                not_before: Some(not_before.clone()),
+                expires_at: expires_at.clone(),
+                ..problem
+            },
+            ApiError::RoomClosed { expires_at } => Problem {
+                expires_at: Some(expires_at.clone()),
+                ..problem
+            },
+            ApiError::RoomFull { max } => Problem {
+                max_participants: Some(*max),
+                ..problem
+            },
+            _ => problem,
         };
         let mut response = problem_response(status, &problem);
         if let Some(after) = self.retry_after() {

@@ -37,6 +37,9 @@ pub struct Handles {
     pub readiness: Readiness,
     /// Bans, mute-all state and presence for moderation.
     pub moderation: crate::moderation::Moderation,
+    /// Presence, room policies and the room's end (`docs/room-lifecycle.md`); also the sink of
+    /// verified callbacks (`lifecycle.sink()`).
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }
 
 impl FromRef<AppState> for AuthPolicy {

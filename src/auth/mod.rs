@@ -28,7 +28,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::video::{Role, TokenGrant};
-pub use policy::AuthPolicy;
+pub use policy::{AuthPolicy, RoomRules};
 pub use rate_limit::{Budget, CallerKey, RateLimited, RateLimits};
 pub use scope::{Scope, Scopes};
 

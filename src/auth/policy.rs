@@ -196,6 +196,17 @@ impl AuthPolicy {
         request: &TokenRequest,
         prefix: &str,
     ) -> Result<Grant, ApiError> {
+        self.grant_in_room(caller, request, prefix, &RoomRules::default())
+    }
+
+    /// Like [`AuthPolicy::grant`], within a room's policy (`docs/room-lifecycle.md`).
+    pub fn grant_in_room(
+        &self,
+        caller: &Caller,
+        request: &TokenRequest,
+        prefix: &str,
+        rules: &RoomRules,
+    ) -> Result<Grant, ApiError> {
         let field = |name: &str| {
             if prefix.is_empty() {
                 name.to_owned()
@@ -203,9 +214,21 @@ impl AuthPolicy {
                 format!("{prefix}.{name}")
             }
         };
-        let role = request.role.unwrap_or_default();
-        if !caller.allowed_roles.contains(&role) {
+        let default_role = if rules.moderator {
+            Role::Moderator
+        } else {
+            rules.default_role.unwrap_or_default()
+        };
+        let role = request.role.unwrap_or(default_role);
+        let room_moderator = rules.moderator && role == Role::Moderator;
+        if !caller.allowed_roles.contains(&role) && !room_moderator {
             return Err(ApiError::RoleNotAllowed(role));
+        }
+        if let Some(allowed) = &rules.allowed_roles
+            && !allowed.contains(&role)
+            && !room_moderator
+        {
+            return Err(ApiError::RoleNotAllowedInRoom(role));
         }
         let ttl_seconds = match request.ttl_seconds {
             None => self.0.default_ttl_seconds,
@@ -219,6 +242,9 @@ impl AuthPolicy {
                 ));
             }
         };
+        let ttl_seconds = rules
+            .ttl_cap_seconds
+            .map_or(ttl_seconds, |cap| ttl_seconds.min(cap.max(1)));
         if let Some(data) = &request.data
             && data.chars().count() > MAX_DATA_CHARS
         {
@@ -268,6 +294,19 @@ impl AuthPolicy {
             initial_layout_class_list: classes,
         })
     }
+}
+
+/// What a room's policy adds to a token grant.
+#[derive(Debug, Clone, Default)]
+pub struct RoomRules {
+    /// The role when the request names none.
+    pub default_role: Option<Role>,
+    /// The only roles allowed (none: whatever the caller may have).
+    pub allowed_roles: Option<Vec<Role>>,
+    /// The caller is one of the room's moderators: `moderator` is allowed and the default.
+    pub moderator: bool,
+    /// Most seconds the token may live (until the room's `expiresAt`).
+    pub ttl_cap_seconds: Option<u64>,
 }
 
 /// The connection data of a JWT caller's token: who they are, as the server verified it, and

@@ -22,9 +22,9 @@ pub use report::{REDACTED, Report, set_by_user};
 pub use secrets::{EmulatorSecrets, emulator_secrets};
 use secrets::{credentials_from_env, secret_var};
 pub use sections::{
-    AuthConfig, AuthMode, CorsConfig, CredentialSecrets, LogConfig, LogFormat, MetricsConfig,
-    ModerationConfig, RateLimitsConfig, RoomStoreKind, RoomsConfig, ServerConfig, TokensConfig,
-    VideoConfig,
+    ArchivesConfig, AuthConfig, AuthMode, CorsConfig, CredentialSecrets, LogConfig, LogFormat,
+    MetricsConfig, ModerationConfig, RateLimitsConfig, RoomStoreKind, RoomsConfig, ServerConfig,
+    TokensConfig, VideoConfig,
 };
 
 /// The compiled-in defaults, so the binary runs from any directory.
@@ -57,6 +57,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Moderation: signals and bans.
     pub moderation: ModerationConfig,
+    /// Archives of rooms.
+    pub archives: ArchivesConfig,
     /// Vonage credentials, from their own env vars (never from files).
     #[serde(skip)]
     pub credentials: Option<CredentialSecrets>,

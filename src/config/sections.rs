@@ -205,6 +205,13 @@ pub struct RoomsConfig {
     pub join_wait_ms: u64,
     /// Bound on each store call.
     pub store_timeout_ms: u64,
+    /// How often each active room's presence is reconciled with Vonage's connection list
+    /// (0: never).
+    pub reconcile_seconds: u64,
+    /// How long an issued token holds a seat before its connection appears.
+    pub seat_hold_seconds: u64,
+    /// How long a room stays empty before its mapping is retired.
+    pub empty_retire_seconds: u64,
 }
 
 /// `rooms.store`.
@@ -267,4 +274,12 @@ pub struct ModerationConfig {
     pub join_may_signal: bool,
     /// How long a ban lasts; 0 means `rooms.ttl_seconds`.
     pub ban_seconds: u64,
+}
+
+/// `[archives]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchivesConfig {
+    /// Stop archives still recording in a room that ended (`expiresAt`) or was retired empty.
+    pub stop_when_empty: bool,
 }

@@ -246,6 +246,12 @@ impl Config {
                 "ttl_seconds, join_wait_ms and store_timeout_ms must be greater than 0",
             ));
         }
+        if rooms.seat_hold_seconds == 0 || rooms.empty_retire_seconds == 0 {
+            return Err(invalid(
+                "rooms",
+                "seat_hold_seconds and empty_retire_seconds must be greater than 0",
+            ));
+        }
         if rooms.claim_ms <= self.video.request_deadline_ms {
             return Err(invalid(
                 "rooms.claim_ms",

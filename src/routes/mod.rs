@@ -34,6 +34,7 @@ use openapi::SharedParts;
         sessions::create_token,
         rooms::join_room,
         rooms::get_room,
+        rooms::put_room,
         rooms::delete_room,
         archives::start_archive,
         archives::stop_archive,
@@ -124,7 +125,9 @@ pub fn router() -> Router<AppState> {
         .route("/rooms/{room}/join", post(rooms::join_room))
         .route(
             "/rooms/{room}",
-            get(rooms::get_room).delete(rooms::delete_room),
+            get(rooms::get_room)
+                .put(rooms::put_room)
+                .delete(rooms::delete_room),
         )
         .merge(moderation_routes())
         .route("/livez", get(health::livez))

@@ -221,10 +221,14 @@ fn record<T>(action: &'static str, result: ApiResult<T>) -> ApiResult<T> {
     result
 }
 
-/// Whether the caller is listed as a moderator of `room`. Room policies (with their
-/// `moderators`) belong to the room-lifecycle work; until they are wired in, nobody is.
-fn is_room_moderator(_state: &AppState, _room: &str, _caller: &Caller) -> bool {
-    false
+/// Whether the caller is listed in the `moderators` of `room`'s policy
+/// (`docs/room-lifecycle.md`). Anonymous callers have no `sub`, so never are.
+async fn is_room_moderator(state: &AppState, room: &str, caller: &Caller) -> ApiResult<bool> {
+    let Some(identity) = caller.identity() else {
+        return Ok(false);
+    };
+    let policy = state.lifecycle.policy(room).await.map_err(store_error)?;
+    Ok(policy.is_some_and(|policy| policy.is_moderator(&identity.subject)))
 }
 
 /// The caller may moderate `target`: `video:moderate`, or a moderator of its room. `scope`
@@ -238,7 +242,10 @@ async fn authorize(
     match state.auth.authorize(caller, Scope::Moderate).await {
         Ok(()) => Ok(()),
         Err(Refusal::MissingScope(missing)) => {
-            let moderator = room.is_some_and(|room| is_room_moderator(state, room, caller));
+            let moderator = match room {
+                Some(room) => is_room_moderator(state, room, caller).await?,
+                None => false,
+            };
             let allowed = moderator || alternative.is_some_and(|s| caller.scopes().contains(s));
             if allowed {
                 // Spends the same budget a moderator would.

@@ -50,6 +50,8 @@ const VONAGE: &[&str] = &[
 ];
 /// The room store.
 const STORE: &[&str] = &["store_unavailable"];
+/// A room's policy (docs/room-lifecycle.md), at every token issue for its session.
+const ROOM_POLICY: &[&str] = &["room_full", "room_not_open", "room_closed"];
 /// A room name in the path.
 const ROOM: &[&str] = &["invalid_request"];
 
@@ -69,7 +71,7 @@ fn operations() -> Vec<Documented> {
         caller,
         failures,
     };
-    use HttpMethod::{Delete, Get, Post};
+    use HttpMethod::{Delete, Get, Post, Put};
     vec![
         op(
             Post,
@@ -87,6 +89,7 @@ fn operations() -> Vec<Documented> {
                 BODY,
                 TOKEN,
                 STORE,
+                ROOM_POLICY,
                 &["session_not_found", "banned"],
             ],
         ),
@@ -146,6 +149,7 @@ fn operations() -> Vec<Documented> {
                 TOKEN,
                 VONAGE,
                 STORE,
+                ROOM_POLICY,
                 &["room_busy", "banned"],
             ],
         ),
@@ -154,6 +158,12 @@ fn operations() -> Vec<Documented> {
             "/rooms/{room}",
             true,
             &[FRONT, CALLER, ROOM, STORE, &["room_not_found"]],
+        ),
+        op(
+            Put,
+            "/rooms/{room}",
+            true,
+            &[FRONT, CALLER, ROOM, BODY, STORE],
         ),
         op(Delete, "/rooms/{room}", true, &[FRONT, CALLER, ROOM, STORE]),
         op(
@@ -458,6 +468,14 @@ fn example(code: &str) -> ApiError {
         "stream_not_found" => ApiError::StreamNotFound,
         "signal_too_large" => ApiError::SignalTooLarge("data"),
         "banned" => ApiError::Banned,
+        "room_full" => ApiError::RoomFull { max: 8 },
+        "room_not_open" => ApiError::RoomNotOpen {
+            not_before: "2026-12-03T14:00:00Z".into(),
+            expires_at: Some("2026-12-03T15:00:00Z".into()),
+        },
+        "room_closed" => ApiError::RoomClosed {
+            expires_at: "2026-12-03T15:00:00Z".into(),
+        },
         "internal" => ApiError::Internal(anyhow::anyhow!("example")),
         other => panic!("no example of problem code {other}"),
     }
@@ -535,6 +553,7 @@ fn operation_mut<'a>(
         HttpMethod::Get => item.get.as_mut(),
         HttpMethod::Post => item.post.as_mut(),
         HttpMethod::Delete => item.delete.as_mut(),
+        HttpMethod::Put => item.put.as_mut(),
         _ => None,
     }
 }
@@ -660,6 +679,7 @@ mod tests {
             for (method, operation) in [
                 ("get", &item.get),
                 ("post", &item.post),
+                ("put", &item.put),
                 ("delete", &item.delete),
             ] {
                 let Some(operation) = operation else { continue };

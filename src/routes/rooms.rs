@@ -1,5 +1,6 @@
 //! Named rooms: `POST /rooms/{room}/join` (get-or-create the room's session, plus a token),
-//! `GET /rooms/{room}` and `DELETE /rooms/{room}`.
+//! `GET /rooms/{room}` (with presence), `PUT /rooms/{room}` (the room's policy) and
+//! `DELETE /rooms/{room}`. Policies and presence: `docs/room-lifecycle.md`.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,8 +8,10 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Caller, Scope, TokenRequest};
+use crate::auth::{Caller, RoomRules, Scope, TokenRequest};
 use crate::error::{ApiError, ApiResult, OptionalJson, PathParam};
+use crate::lifecycle::policy::{Policy, RoomPolicy};
+use crate::lifecycle::{SeatError, store::PresenceView};
 use crate::rooms::store::RoomRecord;
 use crate::rooms::{MayCreateFuture, is_valid_room_name};
 use crate::routes::sessions::{CreateSessionRequest, issue};
@@ -23,6 +26,9 @@ pub struct JoinRoomRequest {
     pub token: Option<TokenRequest>,
     /// Options of the room's session, applied only when this call creates it (no `token` here).
     pub session: Option<CreateSessionRequest>,
+    /// The room's policy, stored only when the room has neither a session nor a policy yet
+    /// (so only by the join that creates it; needs `video:create`), then enforced like any.
+    pub policy: Option<RoomPolicy>,
 }
 
 /// The room's session and the caller's token.
@@ -61,6 +67,75 @@ pub struct RoomResponse {
     pub last_joined_at: String,
     /// The room's mute-all state (see `POST /rooms/{room}/mute`).
     pub mute_all: super::moderation::MuteStateResponse,
+    /// `open`, `notYetOpen` (before `notBefore`), `closed` (from `expiresAt`) or `empty`
+    /// (open, nobody connected and no seat held).
+    pub state: RoomState,
+    /// Live connections (from Vonage's callbacks and reconciliation).
+    pub participants: u64,
+    /// Seats held by tokens issued in the last `rooms.seat_hold_seconds` not connected yet.
+    pub held_seats: u64,
+    /// The live connections.
+    pub connections: Vec<ParticipantResponse>,
+    /// The published streams.
+    pub streams: Vec<RoomStreamResponse>,
+    /// The last connection, stream or join seen (RFC 3339, UTC); null if none.
+    pub last_active_at: Option<String>,
+    /// The room's policy; null if it has none.
+    pub policy: Option<RoomPolicy>,
+}
+
+/// Where a room is in its life (`docs/room-lifecycle.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RoomState {
+    /// Tokens are issued.
+    Open,
+    /// Before the policy's `notBefore`.
+    NotYetOpen,
+    /// From the policy's `expiresAt`: nobody may join, everyone was disconnected.
+    Closed,
+    /// Open, but nobody is connected and no seat is held: retired after
+    /// `rooms.empty_retire_seconds`.
+    Empty,
+}
+
+/// A live connection.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantResponse {
+    /// The Vonage connection ID.
+    pub connection_id: String,
+    /// The caller's `sub` bound into its token (JWT auth); null for anonymous callers and for
+    /// connections only Vonage's connection list told us about.
+    pub sub: Option<String>,
+    /// The caller's display name, if its token carried one.
+    pub name: Option<String>,
+    /// When it connected (RFC 3339, UTC).
+    pub joined_at: String,
+}
+
+/// A published stream.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomStreamResponse {
+    /// Stream ID.
+    pub stream_id: String,
+    /// The publishing connection.
+    pub connection_id: String,
+    /// `camera`, `screen` or `custom`; null if Vonage did not say.
+    pub video_type: Option<String>,
+    /// The publisher's name for it, if any.
+    pub name: Option<String>,
+}
+
+/// A room's policy, as stored.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomPolicyResponse {
+    /// The room name.
+    pub room: String,
+    /// The policy in force.
+    pub policy: RoomPolicy,
 }
 
 fn checked(room: &str) -> ApiResult<()> {
@@ -105,11 +180,37 @@ pub async fn join_room(
         ));
     }
     let options = session.session_options_at("session.")?;
+    let new_policy = body
+        .policy
+        .as_ref()
+        .map(|policy| policy.validate("policy."))
+        .transpose()?;
+    if new_policy.is_some() && !caller.scopes().contains(Scope::Create) {
+        return Err(ApiError::Forbidden(Scope::Create));
+    }
     let room_ban = [crate::moderation::store::BanTarget::Room(room.clone())];
     super::moderation::refuse_banned(&state, &caller, &room_ban).await?;
-    let grant = state
-        .auth
-        .grant(&caller, &body.token.unwrap_or_default(), "token")?;
+    let policy = match &new_policy {
+        Some(policy) => {
+            state
+                .lifecycle
+                .store()
+                .put_policy(&room, policy, true)
+                .await
+                .map_err(super::moderation::store_error)?
+                .0
+        }
+        None => state
+            .lifecycle
+            .policy(&room)
+            .await
+            .map_err(super::moderation::store_error)?,
+    };
+    let rules = room_rules(policy.as_ref(), &caller)?;
+    let grant =
+        state
+            .auth
+            .grant_in_room(&caller, &body.token.unwrap_or_default(), "token", &rules)?;
     // Asked only if this call would create the room's session.
     let may_create =
         || Box::pin(state.auth.authorize(&caller, Scope::Create)) as MayCreateFuture<'_>;
@@ -119,6 +220,12 @@ pub async fn join_room(
         joined.record.session_id.clone(),
     )];
     super::moderation::refuse_banned(&state, &caller, &session_ban).await?;
+    state
+        .lifecycle
+        .track(&room, &joined.record.session_id)
+        .await
+        .map_err(super::moderation::store_error)?;
+    take_seat(&state, &room, &caller, policy.as_ref()).await?;
     let (token, expires_at) = issue(&state, &joined.record.session_id, &grant)?;
     let owner = state.tokens.owner().to_owned();
     let status = if joined.created {
@@ -170,17 +277,143 @@ pub async fn get_room(
         .mute(&session_id)
         .await
         .map_err(super::moderation::store_error)?;
+    let presence = state
+        .lifecycle
+        .presence(&room)
+        .await
+        .map_err(super::moderation::store_error)?;
+    let policy = state
+        .lifecycle
+        .policy(&room)
+        .await
+        .map_err(super::moderation::store_error)?;
+    let room_state = room_state(policy.as_ref(), &presence, crate::moderation::now_ms());
+    let PresenceView {
+        connections,
+        streams,
+        holds,
+        last_active_at,
+        ..
+    } = presence;
     Ok(Json(RoomResponse {
         room,
         mute_all: super::moderation::MuteStateResponse::new(session_id.clone(), mute),
         session_id,
         created_at: rfc3339_ms(created_at),
         last_joined_at: rfc3339_ms(last_joined_at),
+        state: room_state,
+        participants: connections.len() as u64,
+        held_seats: holds,
+        connections: connections
+            .into_iter()
+            .map(|(id, entry)| ParticipantResponse {
+                connection_id: id,
+                sub: entry.sub,
+                name: entry.name,
+                joined_at: rfc3339_ms(entry.joined_at),
+            })
+            .collect(),
+        streams: streams
+            .into_iter()
+            .map(|(id, entry)| RoomStreamResponse {
+                stream_id: id,
+                connection_id: entry.connection,
+                video_type: entry.video_type,
+                name: entry.name,
+            })
+            .collect(),
+        last_active_at: last_active_at.map(rfc3339_ms),
+        policy: policy.map(|policy| policy.to_api()),
     }))
 }
 
-/// Forget the room's mapping; the next join creates a new session. Idempotent. Needs
-/// `video:admin`.
+fn room_state(policy: Option<&Policy>, presence: &PresenceView, now: u64) -> RoomState {
+    match policy.map(|policy| policy.check_open(now)) {
+        Some(Err(ApiError::RoomNotOpen { .. })) => RoomState::NotYetOpen,
+        Some(Err(_)) => RoomState::Closed,
+        _ if presence.tracked && presence.connections.is_empty() && presence.holds == 0 => {
+            RoomState::Empty
+        }
+        _ => RoomState::Open,
+    }
+}
+
+/// The token rules of a room's policy for `caller`, refusing a room that is not open.
+pub(crate) fn room_rules(policy: Option<&Policy>, caller: &Caller) -> ApiResult<RoomRules> {
+    let Some(policy) = policy else {
+        return Ok(RoomRules::default());
+    };
+    let now = crate::moderation::now_ms();
+    policy.check_open(now)?;
+    let moderator = caller
+        .identity()
+        .is_some_and(|identity| policy.is_moderator(&identity.subject));
+    Ok(RoomRules {
+        default_role: policy.default_role,
+        allowed_roles: policy.allowed_roles.clone(),
+        moderator,
+        // The token expires by the room's close (whole seconds, rounded down).
+        ttl_cap_seconds: policy
+            .expires_at
+            .map(|close| close.saturating_sub(now) / 1000),
+    })
+}
+
+/// Holds a seat for the token about to be issued: 409 `room_full` when every seat is taken.
+pub(crate) async fn take_seat(
+    state: &AppState,
+    room: &str,
+    caller: &Caller,
+    policy: Option<&Policy>,
+) -> ApiResult<()> {
+    let max = policy.and_then(|policy| policy.max_participants);
+    let sub = caller
+        .identity()
+        .map(|identity| identity.subject.as_str())
+        .unwrap_or_default();
+    match state.lifecycle.take_seat(room, sub, max).await {
+        Ok(_) => Ok(()),
+        Err(SeatError::Full(_)) => Err(ApiError::RoomFull {
+            max: max.unwrap_or_default(),
+        }),
+        Err(SeatError::Store(error)) => Err(super::moderation::store_error(error)),
+    }
+}
+
+/// Create or replace the room's policy. Needs `video:admin`. Does not create the room's
+/// session (the first join does), so a room can be scheduled ahead.
+#[utoipa::path(
+    put, path = "/rooms/{room}", tag = "rooms",
+    params(("room" = String, Path, description = "The room name")),
+    request_body(content = RoomPolicy, description = "The whole policy (replaces any previous one)"),
+    responses(
+        (status = 200, description = "The policy in force", body = RoomPolicyResponse),
+    )
+)]
+pub async fn put_room(
+    State(state): State<AppState>,
+    PathParam(room): PathParam<String>,
+    caller: Caller,
+    OptionalJson(body): OptionalJson<RoomPolicy>,
+) -> ApiResult<Json<RoomPolicyResponse>> {
+    checked(&room)?;
+    state.auth.authorize(&caller, Scope::Admin).await?;
+    let policy = body.validate("")?;
+    let (stored, _) = state
+        .lifecycle
+        .store()
+        .put_policy(&room, &policy, false)
+        .await
+        .map_err(super::moderation::store_error)?;
+    tracing::info!(room, "room policy set");
+    Ok(Json(RoomPolicyResponse {
+        room,
+        policy: stored.unwrap_or(policy).to_api(),
+    }))
+}
+
+/// Forget the room: its mapping (the next join creates a new session), its policy and its
+/// presence. Idempotent. Needs `video:admin`.
 #[utoipa::path(
     delete, path = "/rooms/{room}", tag = "rooms",
     params(("room" = String, Path, description = "The room name")),
@@ -195,6 +428,16 @@ pub async fn delete_room(
 ) -> ApiResult<StatusCode> {
     checked(&room)?;
     state.auth.authorize(&caller, Scope::Admin).await?;
+    let session_id = state
+        .rooms
+        .get(&room)
+        .await?
+        .map(|record| record.session_id);
     state.rooms.delete(&room).await?;
+    state
+        .lifecycle
+        .forget(&room, session_id.as_deref())
+        .await
+        .map_err(super::moderation::store_error)?;
     Ok(StatusCode::NO_CONTENT)
 }

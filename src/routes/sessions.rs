@@ -158,11 +158,29 @@ pub async fn create_token(
     if !session_id::is_owned_by(&session_id, state.tokens.owner()) {
         return Err(ApiError::SessionNotFound);
     }
-    let grant = state.auth.grant(&caller, &body, "")?;
+    // A room's session: the room's policy holds here too (docs/room-lifecycle.md).
+    let room = state
+        .lifecycle
+        .room_of(&session_id)
+        .await
+        .map_err(super::moderation::store_error)?;
+    let policy = match &room {
+        Some(room) => state
+            .lifecycle
+            .policy(room)
+            .await
+            .map_err(super::moderation::store_error)?,
+        None => None,
+    };
+    let rules = super::rooms::room_rules(policy.as_ref(), &caller)?;
+    let grant = state.auth.grant_in_room(&caller, &body, "", &rules)?;
     let session_ban = [crate::moderation::store::BanTarget::Session(
         session_id.clone(),
     )];
     super::moderation::refuse_banned(&state, &caller, &session_ban).await?;
+    if let Some(room) = &room {
+        super::rooms::take_seat(&state, room, &caller, policy.as_ref()).await?;
+    }
     let (token, expires_at) = issue(&state, &session_id, &grant)?;
     let owner = state.tokens.owner().to_owned();
     Ok((

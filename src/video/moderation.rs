@@ -62,6 +62,31 @@ pub struct StreamList {
     pub items: Vec<Stream>,
 }
 
+/// One item of `GET …/session/{sid}/connection`: no connection data, as the real API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedConnection {
+    /// Connection ID.
+    pub connection_id: String,
+    /// `Connected` (or `Connecting`).
+    #[serde(default)]
+    pub connection_state: Option<String>,
+    /// When it connected, epoch ms.
+    #[serde(default)]
+    pub created_at: u64,
+}
+
+/// `GET …/session/{sid}/connection`: `{count, items}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConnectionList {
+    /// How many connections the session has.
+    #[serde(default)]
+    pub count: u64,
+    /// The connections.
+    #[serde(default)]
+    pub items: Vec<ListedConnection>,
+}
+
 /// Why a moderation call failed, in our terms.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ModerationError {
@@ -212,6 +237,23 @@ impl VideoClient {
         let url = self.session_url(session_id, &["stream"]);
         let url = &url;
         self.call("list_streams", is_retryable, |timeout| async move {
+            let request = self.request(reqwest::Method::GET, url.clone())?;
+            let body = self.execute(request, timeout).await?;
+            serde_json::from_slice(&body).map_err(|_| VideoError::InvalidResponse)
+        })
+        .await
+        .map_err(|e| moderation_error(Target::Session, e))
+    }
+
+    /// The session's connections: `GET …/session/{sid}/connection` (a 404 means nobody is
+    /// connected: `SessionNotActive`).
+    pub async fn list_connections(
+        &self,
+        session_id: &str,
+    ) -> Result<ConnectionList, ModerationError> {
+        let url = self.session_url(session_id, &["connection"]);
+        let url = &url;
+        self.call("list_connections", is_retryable, |timeout| async move {
             let request = self.request(reqwest::Method::GET, url.clone())?;
             let body = self.execute(request, timeout).await?;
             serde_json::from_slice(&body).map_err(|_| VideoError::InvalidResponse)
