@@ -151,6 +151,11 @@ impl App {
         })
     }
 
+    /// Where verified callbacks go: the room lifecycle (`docs/room-lifecycle.md`).
+    pub fn callback_sink(&self) -> Arc<dyn crate::callbacks::CallbackSink> {
+        self.lifecycle.sink()
+    }
+
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener

@@ -12,6 +12,7 @@ mod errors;
 mod fuzz;
 mod health;
 mod helpers;
+mod lifecycle;
 mod logging;
 mod moderation;
 mod openapi;
