@@ -123,6 +123,18 @@ pub enum ApiError {
     /// The caller's identity is banned from this room or session.
     #[error("you have been removed from this room and may not rejoin it for now")]
     Banned,
+    // Vonage callbacks (docs/callbacks.md).
+    /// A callback failed verification (signature, hash, issuer, owner, age or replay); the
+    /// reason is logged, never answered.
+    #[error("the callback could not be verified")]
+    CallbackUnauthorized,
+    /// A callback arrived unsigned and unsigned callbacks are not accepted (from this source):
+    /// 503 so that Vonage retries it, signed.
+    #[error("unsigned callbacks are not accepted; Vonage retries them signed")]
+    CallbackUnsigned,
+    /// No signature secret is configured for this kind of callback.
+    #[error("callbacks of this kind cannot be verified: no signature secret is configured")]
+    CallbacksNotConfigured,
 }
 
 /// `server.body_limit_bytes`, put on every request (`app::middleware_stack`) so that a 413 can
@@ -210,6 +222,11 @@ impl ApiError {
             ApiError::NobodyConnected => (StatusCode::CONFLICT, "session_not_active"),
             ApiError::SignalTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "signal_too_large"),
             ApiError::Banned => (StatusCode::FORBIDDEN, "banned"),
+            ApiError::CallbackUnauthorized => (StatusCode::UNAUTHORIZED, "callback_unauthorized"),
+            ApiError::CallbackUnsigned => (StatusCode::SERVICE_UNAVAILABLE, "callback_unsigned"),
+            ApiError::CallbacksNotConfigured => {
+                (StatusCode::SERVICE_UNAVAILABLE, "callbacks_not_configured")
+            }
         }
     }
 
@@ -238,6 +255,9 @@ impl ApiError {
             | ApiError::NotReady(_)
             | ApiError::RoomBusy
             | ApiError::StoreUnavailable => Some(Duration::from_secs(1)),
+            ApiError::CallbackUnsigned | ApiError::CallbacksNotConfigured => {
+                Some(Duration::from_secs(5))
+            }
             _ => None,
         }
     }

@@ -37,6 +37,13 @@ pub struct Handles {
     pub readiness: Readiness,
     /// Bans, mute-all state and presence for moderation.
     pub moderation: crate::moderation::Moderation,
+    /// Verifies Vonage's callbacks (`POST /vonage/callbacks`).
+    pub callbacks: crate::callbacks::receiver::Receiver,
+    /// Where verified callbacks go: the archive-aware sink (archive states, restarts after a
+    /// `serverRotation`) around the room lifecycle's sink (`app::build_with`).
+    pub callback_sink: Arc<dyn crate::callbacks::CallbackSink>,
+    /// The last verified state of each archive, from archive-status callbacks.
+    pub archive_states: crate::callbacks::archives::ArchiveStates,
 }
 
 impl FromRef<AppState> for AuthPolicy {
