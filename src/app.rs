@@ -16,6 +16,13 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth::AuthPolicy;
+use crate::callbacks::CallbackSink;
+use crate::callbacks::archives::{
+    ArchiveAwareSink, ArchiveStates, ArchiveStore, MemoryArchiveStore, RedisArchiveStore,
+};
+use crate::callbacks::receiver::Receiver;
+use crate::callbacks::replay::{MemoryReplayStore, RedisReplayStore, ReplayStore};
+use crate::callbacks::verify::Owner;
 use crate::config::{Config, RoomStoreKind};
 use crate::error::ApiError;
 use crate::front::FrontLayer;
@@ -45,7 +52,17 @@ pub struct App {
 impl App {
     /// Builds the service from `config` and parsed `credentials`, and binds `config.server.listen`.
     pub async fn build(config: &Config, credentials: Credentials) -> anyhow::Result<Self> {
-        Self::build_with(config, credentials, Router::new(), None).await
+        Self::build_with(config, credentials, Router::new(), None, None).await
+    }
+
+    /// Like [`App::build`], with verified callbacks going to `sink` (behind the archive-aware
+    /// sink) instead of the room lifecycle's: tests watch what the receiver lets through.
+    pub async fn build_with_sink(
+        config: &Config,
+        credentials: Credentials,
+        sink: Arc<dyn CallbackSink>,
+    ) -> anyhow::Result<Self> {
+        Self::build_with(config, credentials, Router::new(), None, Some(sink)).await
     }
 
     /// [`App::build`] with `extra` routes served next to the API, behind the same front
@@ -55,7 +72,7 @@ impl App {
         credentials: Credentials,
         extra: Router,
     ) -> anyhow::Result<Self> {
-        Self::build_with(config, credentials, extra, None).await
+        Self::build_with(config, credentials, extra, None, None).await
     }
 
     /// Like [`App::build`], with `presence` telling moderation who holds which connection.
@@ -64,7 +81,7 @@ impl App {
         credentials: Credentials,
         presence: Arc<dyn Presence>,
     ) -> anyhow::Result<Self> {
-        Self::build_with(config, credentials, Router::new(), Some(presence)).await
+        Self::build_with(config, credentials, Router::new(), Some(presence), None).await
     }
 
     /// `presence`: who holds which connection, for moderation; none means the room
@@ -74,6 +91,7 @@ impl App {
         credentials: Credentials,
         extra: Router,
         presence: Option<Arc<dyn Presence>>,
+        sink: Option<Arc<dyn CallbackSink>>,
     ) -> anyhow::Result<Self> {
         let credentials = Arc::new(credentials);
         let kind = credentials.kind();
@@ -98,6 +116,15 @@ impl App {
         let video =
             VideoClient::new(&settings, credentials.clone()).context("building the HTTP client")?;
         let redis = redis_connection(config)?;
+        let owner = match &*credentials {
+            Credentials::Application(_) => Owner::Application(credentials.owner().to_owned()),
+            Credentials::Legacy(_) => Owner::Legacy(credentials.owner().to_owned()),
+        };
+        let replay = replay_store(config, redis.clone());
+        let archive_states = ArchiveStates::new(
+            archive_store(config, redis.clone()),
+            Duration::from_secs(config.rooms.ttl_seconds),
+        );
         let rooms = Rooms::new(
             room_store(config, redis.clone())?,
             video.clone(),
@@ -105,7 +132,20 @@ impl App {
         );
         let lifecycle = lifecycle(config, redis.clone(), &rooms, &video);
         let presence = presence.unwrap_or_else(|| Arc::new(lifecycle.clone()));
+        // Verified callbacks: the archive-aware sink around the room lifecycle's
+        // (docs/room-lifecycle.md), unless a test watches them with its own.
+        let inner: Arc<dyn CallbackSink> = sink.unwrap_or_else(|| lifecycle.sink());
+        let callback_sink: Arc<dyn CallbackSink> = Arc::new(ArchiveAwareSink::new(
+            inner,
+            archive_states.clone(),
+            video.clone(),
+            replay.clone(),
+            Duration::from_secs(config.callbacks.max_age_seconds),
+        ));
         let state = AppState(Arc::new(Handles {
+            callbacks: Receiver::new(config, owner, replay),
+            callback_sink,
+            archive_states,
             rooms,
             video,
             tokens: TokenIssuer::new(credentials, config.tokens.legacy_format),
@@ -149,11 +189,6 @@ impl App {
             serve_settings: serve_settings(config)?,
             lifecycle,
         })
-    }
-
-    /// Where verified callbacks go: the room lifecycle (`docs/room-lifecycle.md`).
-    pub fn callback_sink(&self) -> Arc<dyn crate::callbacks::CallbackSink> {
-        self.lifecycle.sink()
     }
 
     /// The bound address (useful with port 0).
@@ -214,6 +249,30 @@ fn redis_connection(config: &Config) -> anyhow::Result<Option<RedisConnection>> 
         "rooms and rate limits in Redis"
     );
     Ok(Some(connection))
+}
+
+/// Once-only claims of callbacks (`jti`s, rotation restarts): shared in Redis when rooms are.
+fn replay_store(config: &Config, redis: Option<RedisConnection>) -> Arc<dyn ReplayStore> {
+    match redis {
+        Some(connection) => Arc::new(RedisReplayStore::with_connection(
+            connection,
+            &config.rooms.key_prefix,
+            Duration::from_millis(config.rooms.store_timeout_ms),
+        )),
+        None => Arc::new(MemoryReplayStore::new()),
+    }
+}
+
+/// Archive states from callbacks: shared in Redis when rooms are.
+fn archive_store(config: &Config, redis: Option<RedisConnection>) -> Arc<dyn ArchiveStore> {
+    match redis {
+        Some(connection) => Arc::new(RedisArchiveStore::with_connection(
+            connection,
+            &config.rooms.key_prefix,
+            Duration::from_millis(config.rooms.store_timeout_ms),
+        )),
+        None => Arc::new(MemoryArchiveStore::new()),
+    }
 }
 
 fn room_store(

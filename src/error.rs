@@ -149,6 +149,18 @@ pub enum ApiError {
     /// The room's policy does not allow the role.
     #[error("the role \"{}\" is not allowed in this room (its policy's allowedRoles)", .0.as_str())]
     RoleNotAllowedInRoom(Role),
+    // Vonage callbacks (docs/callbacks.md).
+    /// A callback failed verification (signature, hash, issuer, owner, age or replay); the
+    /// reason is logged, never answered.
+    #[error("the callback could not be verified")]
+    CallbackUnauthorized,
+    /// A callback arrived unsigned and unsigned callbacks are not accepted (from this source):
+    /// 503 so that Vonage retries it, signed.
+    #[error("unsigned callbacks are not accepted; Vonage retries them signed")]
+    CallbackUnsigned,
+    /// No signature secret is configured for this kind of callback.
+    #[error("callbacks of this kind cannot be verified: no signature secret is configured")]
+    CallbacksNotConfigured,
 }
 
 /// `server.body_limit_bytes`, put on every request (`app::middleware_stack`) so that a 413 can
@@ -240,6 +252,11 @@ impl ApiError {
             ApiError::RoomNotOpen { .. } => (StatusCode::FORBIDDEN, "room_not_open"),
             ApiError::RoomClosed { .. } => (StatusCode::FORBIDDEN, "room_closed"),
             ApiError::RoleNotAllowedInRoom(_) => (StatusCode::FORBIDDEN, "role_not_allowed"),
+            ApiError::CallbackUnauthorized => (StatusCode::UNAUTHORIZED, "callback_unauthorized"),
+            ApiError::CallbackUnsigned => (StatusCode::SERVICE_UNAVAILABLE, "callback_unsigned"),
+            ApiError::CallbacksNotConfigured => {
+                (StatusCode::SERVICE_UNAVAILABLE, "callbacks_not_configured")
+            }
         }
     }
 
@@ -268,6 +285,9 @@ impl ApiError {
             | ApiError::NotReady(_)
             | ApiError::RoomBusy
             | ApiError::StoreUnavailable => Some(Duration::from_secs(1)),
+            ApiError::CallbackUnsigned | ApiError::CallbacksNotConfigured => {
+                Some(Duration::from_secs(5))
+            }
             _ => None,
         }
     }

@@ -316,6 +316,23 @@ fn check_config(sources: &Sources<'_>) -> anyhow::Result<()> {
             "# caller tokens: HS256 secret from VONAGE_SESSIONS_AUTH_HS256_SECRET ({REDACTED})\n"
         ));
     }
+    for (name, secret) in [
+        (
+            vonage_sessions::config::SESSION_CALLBACK_SECRET,
+            &config.callbacks.session_secret,
+        ),
+        (
+            vonage_sessions::config::ARCHIVE_CALLBACK_SECRET,
+            &config.callbacks.archive_secret,
+        ),
+    ] {
+        let state = if secret.is_some() {
+            format!("set ({REDACTED})")
+        } else {
+            "unset (callbacks of this kind are refused)".to_owned()
+        };
+        text.push_str(&format!("# callbacks: {name} {state}\n"));
+    }
     text.push_str(&format!(
         "# video API: {}\n\n",
         config.video_base_url(matches!(credentials, Credentials::Application(_)))

@@ -40,6 +40,13 @@ pub struct Handles {
     /// Presence, room policies and the room's end (`docs/room-lifecycle.md`); also the sink of
     /// verified callbacks (`lifecycle.sink()`).
     pub lifecycle: crate::lifecycle::Lifecycle,
+    /// Verifies Vonage's callbacks (`POST /vonage/callbacks`).
+    pub callbacks: crate::callbacks::receiver::Receiver,
+    /// Where verified callbacks go: the archive-aware sink (archive states, restarts after a
+    /// `serverRotation`) around the room lifecycle's sink (`app::build_with`).
+    pub callback_sink: Arc<dyn crate::callbacks::CallbackSink>,
+    /// The last verified state of each archive, from archive-status callbacks.
+    pub archive_states: crate::callbacks::archives::ArchiveStates,
 }
 
 impl FromRef<AppState> for AuthPolicy {

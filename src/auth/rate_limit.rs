@@ -56,6 +56,8 @@ pub enum Budget {
     Create,
     /// Joining rooms, minting tokens, reading and deleting rooms.
     Join,
+    /// Vonage's callbacks, per source address (`callbacks::limit`, not a caller budget).
+    Callbacks,
 }
 
 impl Budget {
@@ -64,6 +66,7 @@ impl Budget {
         match self {
             Budget::Create => "create",
             Budget::Join => "join",
+            Budget::Callbacks => "callbacks",
         }
     }
 }
@@ -192,6 +195,8 @@ impl RateLimits {
         let bucket = match budget {
             Budget::Create => &self.0.create,
             Budget::Join => &self.0.join,
+            // Spent by `callbacks::limit::CallbackLimiter`, never through the callers' budgets.
+            Budget::Callbacks => return Ok(()),
         };
         let decision = match &self.0.shared {
             Some(shared) => {

@@ -2,7 +2,12 @@
 //! the payload model ([`event`]) and the seam between the receiver that verifies callbacks and
 //! what applies them ([`CallbackSink`]): the receiver hands over only callbacks it has verified.
 
+pub mod archives;
 pub mod event;
+pub mod limit;
+pub mod receiver;
+pub mod replay;
+pub mod verify;
 
 use crate::rooms::store::StoreError;
 use event::Callback;

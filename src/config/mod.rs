@@ -22,13 +22,18 @@ pub use report::{REDACTED, Report, set_by_user};
 pub use secrets::{EmulatorSecrets, emulator_secrets};
 use secrets::{credentials_from_env, secret_var};
 pub use sections::{
-    ArchivesConfig, AuthConfig, AuthMode, CorsConfig, CredentialSecrets, LogConfig, LogFormat,
-    MetricsConfig, ModerationConfig, RateLimitsConfig, RoomStoreKind, RoomsConfig, ServerConfig,
-    TokensConfig, VideoConfig,
+    ArchivesConfig, AuthConfig, AuthMode, CallbacksConfig, CorsConfig, CredentialSecrets,
+    LogConfig, LogFormat, MetricsConfig, ModerationConfig, RateLimitsConfig, RoomStoreKind,
+    RoomsConfig, ServerConfig, TokensConfig, VideoConfig,
 };
 
 /// The compiled-in defaults, so the binary runs from any directory.
 const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// The env var holding the session-monitoring callbacks' signature secret (or `_FILE`).
+pub const SESSION_CALLBACK_SECRET: &str = "VONAGE_SESSION_CALLBACK_SECRET";
+/// The env var holding the archive-status callbacks' signature secret (or `_FILE`).
+pub const ARCHIVE_CALLBACK_SECRET: &str = "VONAGE_ARCHIVE_CALLBACK_SECRET";
 
 /// Vonage's hard cap on a client token's lifetime: 30 days.
 pub const TOKEN_TTL_HARD_CAP_SECONDS: u64 = 30 * 24 * 3600;
@@ -59,6 +64,8 @@ pub struct Config {
     pub moderation: ModerationConfig,
     /// Archives of rooms.
     pub archives: ArchivesConfig,
+    /// Vonage's callbacks: verification and the receiver's limits.
+    pub callbacks: CallbacksConfig,
     /// Vonage credentials, from their own env vars (never from files).
     #[serde(skip)]
     pub credentials: Option<CredentialSecrets>,
@@ -140,6 +147,8 @@ impl Config {
         }
         config.credentials = credentials_from_env(env)?;
         config.auth.hs256_secret = secret_var(env, "VONAGE_SESSIONS_AUTH_HS256_SECRET")?;
+        config.callbacks.session_secret = secret_var(env, SESSION_CALLBACK_SECRET)?;
+        config.callbacks.archive_secret = secret_var(env, ARCHIVE_CALLBACK_SECRET)?;
         if !config.auth.public_key_file.is_empty() {
             let path = Path::new(&config.auth.public_key_file);
             let pem = std::fs::read_to_string(path).map_err(|e| {
@@ -158,6 +167,7 @@ impl Config {
         self.validate_rooms()?;
         self.validate_limits()?;
         self.validate_auth()?;
+        self.validate_callbacks()?;
         if !(1..=1024 * 1024).contains(&self.server.body_limit_bytes) {
             return Err(invalid(
                 "server.body_limit_bytes",

@@ -248,6 +248,20 @@ impl Config {
                     "VONAGE_SESSIONS_AUTH_HS256_SECRET",
                     "VONAGE_SESSIONS_AUTH_HS256_SECRET_FILE",
                 ]);
+            } else if key.starts_with(super::SESSION_CALLBACK_SECRET)
+                || key.starts_with(super::ARCHIVE_CALLBACK_SECRET)
+            {
+                let name = if key.starts_with(super::SESSION_CALLBACK_SECRET) {
+                    super::SESSION_CALLBACK_SECRET
+                } else {
+                    super::ARCHIVE_CALLBACK_SECRET
+                };
+                hidden.insert(name);
+                hidden.insert(if name == super::SESSION_CALLBACK_SECRET {
+                    "VONAGE_SESSION_CALLBACK_SECRET_FILE"
+                } else {
+                    "VONAGE_ARCHIVE_CALLBACK_SECRET_FILE"
+                });
             } else {
                 if key == "video.api_url" {
                     hidden.insert("VIDEO_API_URL");

@@ -283,3 +283,29 @@ pub struct ArchivesConfig {
     /// Stop archives still recording in a room that ended (`expiresAt`) or was retired empty.
     pub stop_when_empty: bool,
 }
+
+/// `[callbacks]`: Vonage's signed callbacks to `POST /vonage/callbacks` (docs/callbacks.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbacksConfig {
+    /// Whether `POST /vonage/callbacks` is served at all (off: 404).
+    pub enabled: bool,
+    /// Oldest `iat` accepted; also how long a `jti` is remembered.
+    pub max_age_seconds: u64,
+    /// How far in the future an `iat` may be.
+    pub clock_skew_seconds: u64,
+    /// Accept unsigned callbacks (legacy setups without secure callbacks).
+    pub allow_unsigned: bool,
+    /// With `allow_unsigned`: the only peers unsigned callbacks are accepted from (CIDRs).
+    pub trusted_sources: Vec<String>,
+    /// Sustained callbacks per minute from one source address.
+    pub per_minute: u32,
+    /// Burst of callbacks from one source address.
+    pub burst: u32,
+    /// `VONAGE_SESSION_CALLBACK_SECRET[_FILE]` (env only; redacted from `Debug`).
+    #[serde(skip)]
+    pub session_secret: Option<SecretString>,
+    /// `VONAGE_ARCHIVE_CALLBACK_SECRET[_FILE]` (env only; redacted from `Debug`).
+    #[serde(skip)]
+    pub archive_secret: Option<SecretString>,
+}

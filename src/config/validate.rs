@@ -235,6 +235,43 @@ impl Config {
         Ok(())
     }
 
+    pub(super) fn validate_callbacks(&self) -> Result<(), ConfigError> {
+        let callbacks = &self.callbacks;
+        if !(60..=7 * 24 * 3600).contains(&callbacks.max_age_seconds) {
+            return Err(invalid(
+                "callbacks.max_age_seconds",
+                "must be between 60 and 604800 (Vonage retries for up to 24 h: keep it above 86400)",
+            ));
+        }
+        if callbacks.clock_skew_seconds > 300 {
+            return Err(invalid(
+                "callbacks.clock_skew_seconds",
+                "must be at most 300",
+            ));
+        }
+        if callbacks.per_minute == 0 || callbacks.burst == 0 {
+            return Err(invalid(
+                "callbacks",
+                "per_minute and burst must be greater than 0",
+            ));
+        }
+        client_ip::TrustedProxies::parse(&callbacks.trusted_sources)
+            .map_err(|message| invalid("callbacks.trusted_sources", message))?;
+        for (name, secret) in [
+            (super::SESSION_CALLBACK_SECRET, &callbacks.session_secret),
+            (super::ARCHIVE_CALLBACK_SECRET, &callbacks.archive_secret),
+        ] {
+            use secrecy::ExposeSecret as _;
+            if secret
+                .as_ref()
+                .is_some_and(|s| s.expose_secret().len() < 16)
+            {
+                return Err(invalid(name, "must be at least 16 bytes"));
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn validate_rooms(&self) -> Result<(), ConfigError> {
         let rooms = &self.rooms;
         if rooms.store == RoomStoreKind::Redis {

@@ -19,9 +19,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::CorsConfig;
 
-/// Paths that are never cross-origin resources.
+/// Paths that are never cross-origin resources: probes, `/metrics`, and Vonage's callbacks
+/// (server to server; a browser has no business posting them).
 fn is_outside_cors(path: &str) -> bool {
-    super::is_probe(path) || path == "/metrics"
+    super::is_probe(path) || path == "/metrics" || path == "/vonage/callbacks"
 }
 
 #[derive(Debug)]
@@ -160,7 +161,7 @@ impl CorsPolicy {
         Some(match self.0.as_deref() {
             None => "cors.allowed_origins is empty: no browser origin may call",
             Some(_) if is_outside_cors(request.uri().path()) => {
-                "probes and /metrics are not cross-origin resources"
+                "probes, /metrics and /vonage/callbacks are not cross-origin resources"
             }
             Some((origins, _))
                 if !headers

@@ -327,6 +327,9 @@ pub async fn stop_archive(
 }
 
 /// An archive (`video:archives:read` or `video:moderate`; recordings are private by default).
+/// Answered from the last verified archive-status callback, without a Vonage call, when that
+/// state is final (`uploaded`, `failed`, `expired`, `deleted`) or a `stopped`/`available` one
+/// received in the last five minutes; otherwise Vonage is asked (docs/callbacks.md).
 #[utoipa::path(
     get, path = "/archives/{archiveId}", tag = "archives",
     params(("archiveId" = String, Path, description = "Archive ID")),
@@ -341,6 +344,16 @@ pub async fn get_archive(
 ) -> ApiResult<Json<ArchiveResponse>> {
     authorize_read(&state, &caller).await?;
     let archive_id = checked_archive_id(&archive_id)?;
+    let now = crate::callbacks::receiver::now_ms();
+    match state.archive_states.answerable(&archive_id, now).await {
+        Ok(Some(known)) => match serde_json::from_value::<Archive>(known.archive) {
+            Ok(archive) => return Ok(Json(archive.into())),
+            Err(error) => tracing::debug!(error = %error, "an archive state is unreadable"),
+        },
+        Ok(None) => {}
+        // The callbacks' view is an optimisation: Vonage still answers.
+        Err(error) => tracing::debug!(error = %error, "archive states unavailable"),
+    }
     Ok(Json(state.video.get_archive(&archive_id).await?.into()))
 }
 

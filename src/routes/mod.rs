@@ -1,6 +1,7 @@
 //! The HTTP surface: every path in one place, the fallbacks, and the OpenAPI document.
 
 pub mod archives;
+pub mod callbacks;
 pub mod health;
 pub mod moderation;
 mod openapi;
@@ -61,6 +62,7 @@ use openapi::SharedParts;
         moderation::room_get_stream,
         moderation::room_list_bans,
         moderation::room_lift_ban,
+        callbacks::receive_callback,
         health::livez,
         health::readyz
     ),
@@ -70,6 +72,7 @@ use openapi::SharedParts;
         (name = "rooms", description = "Named rooms: one session per room, across replicas"),
         (name = "archives", description = "Recordings of routed sessions"),
         (name = "moderation", description = "Remove, ban, mute and signal participants; list streams (video:moderate)"),
+        (name = "callbacks", description = "Vonage's signed callbacks to this service (no caller token; each is verified)"),
         (name = "health", description = "Probes")
     ),
     modifiers(&BearerScheme, &SharedParts)
@@ -130,6 +133,7 @@ pub fn router() -> Router<AppState> {
                 .delete(rooms::delete_room),
         )
         .merge(moderation_routes())
+        .route("/vonage/callbacks", post(callbacks::receive_callback))
         .route("/livez", get(health::livez))
         .route("/healthz", get(health::livez))
         .route("/readyz", get(health::readyz))

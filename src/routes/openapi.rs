@@ -419,6 +419,24 @@ fn operations() -> Vec<Documented> {
                 &["room_not_found", "store_unavailable"],
             ],
         ),
+        op(
+            Post,
+            "/vonage/callbacks",
+            false,
+            &[
+                FRONT,
+                STORE,
+                &[
+                    "not_found",
+                    "payload_too_large",
+                    "request_timeout",
+                    "rate_limited",
+                    "callback_unauthorized",
+                    "callback_unsigned",
+                    "callbacks_not_configured",
+                ],
+            ],
+        ),
         op(Get, "/livez", false, &[PROBE]),
         op(Get, "/readyz", false, &[PROBE, &["not_ready"]]),
     ]
@@ -476,6 +494,10 @@ fn example(code: &str) -> ApiError {
         "room_closed" => ApiError::RoomClosed {
             expires_at: "2026-12-03T15:00:00Z".into(),
         },
+        "not_found" => ApiError::NotFound,
+        "callback_unauthorized" => ApiError::CallbackUnauthorized,
+        "callback_unsigned" => ApiError::CallbackUnsigned,
+        "callbacks_not_configured" => ApiError::CallbacksNotConfigured,
         "internal" => ApiError::Internal(anyhow::anyhow!("example")),
         other => panic!("no example of problem code {other}"),
     }
@@ -595,7 +617,7 @@ fn add_failures(operation: &mut Operation, sets: &[&[&str]]) {
                     .build(),
             );
         }
-        if status == 401 {
+        if status == 401 && codes.contains(&"unauthenticated") {
             response = response.header(
                 "WWW-Authenticate",
                 HeaderBuilder::new()

@@ -1,23 +1,19 @@
 //! The room lifecycle end to end (`docs/room-lifecycle.md`): real replicas over real HTTP
 //! sharing a real Redis, the emulator playing Vonage (clients connect with the tokens we issue;
-//! it sends signed session-monitoring callbacks, with faults), presence, seats, policies, the
-//! room's end, retirement and reconciliation.
+//! it sends signed session-monitoring callbacks, with faults, to the service's verifying
+//! receiver `POST /vonage/callbacks`), presence, seats, policies, the room's end, retirement
+//! and reconciliation.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
 use figment::providers::{Format as _, Toml};
 use jsonwebtoken::{EncodingKey, Header, encode, get_current_timestamp};
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use vonage_sessions::app::App;
-use vonage_sessions::callbacks::CallbackSink;
 use vonage_sessions::config::{Config, Sources};
 use vonage_sessions::emulator::{CallbackSettings, Emulator, Faults};
 
@@ -29,10 +25,6 @@ use crate::helpers::{
 const ISSUER: &str = "https://idp.test";
 const AUDIENCE: &str = "vonage-sessions";
 const HS256_SECRET: &str = "lifecycle-test-hs256-secret-0123456789abcdef";
-
-/// Whether callbacks go to the service's own verifying receiver (`POST /vonage/callbacks`)
-/// or, until it exists on this branch, to a stand-in that hands them to the same sink.
-const REAL_RECEIVER: bool = false;
 
 fn now_ms() -> u64 {
     u64::try_from(
@@ -88,28 +80,6 @@ struct Stack {
     upstream: String,
     replicas: Vec<Replica>,
     _redis: RedisServer,
-}
-
-/// A stand-in receiver handing every callback to `sink` (no verification: the emulator is the
-/// only sender in these tests).
-async fn forwarder(sink: Arc<dyn CallbackSink>) -> String {
-    async fn receive(State(sink): State<Arc<dyn CallbackSink>>, body: Bytes) -> StatusCode {
-        let Ok(callback) = vonage_sessions::callbacks::event::parse(&body) else {
-            return StatusCode::BAD_REQUEST;
-        };
-        let received_at = now_ms();
-        match sink.apply(&callback, received_at).await {
-            Ok(_) => StatusCode::OK,
-            Err(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-    let router = axum::Router::new()
-        .route("/callbacks", axum::routing::post(receive))
-        .with_state(sink);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/callbacks", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    url
 }
 
 async fn spawn_replica(upstream: &str, auth: Auth, store: &str, overrides: &str) -> (Replica, App) {
@@ -173,19 +143,13 @@ impl Stack {
         tokio::spawn(emulator.run_until(std::future::pending()));
         let store = redis.rooms_config();
         let mut started = Vec::new();
-        let mut callback_url = None;
         for _ in 0..replicas {
             let (replica, app) = spawn_replica(&upstream, auth, &store, overrides).await;
-            if callback_url.is_none() {
-                callback_url = Some(if REAL_RECEIVER {
-                    format!("{}/vonage/callbacks", replica.url)
-                } else {
-                    forwarder(app.callback_sink()).await
-                });
-            }
             tokio::spawn(app.run_until(std::future::pending()));
             started.push(replica);
         }
+        // Vonage posts to one address: the first replica's verifying receiver.
+        let callback_url = format!("{}/vonage/callbacks", started[0].url);
         let stack = Self {
             upstream,
             replicas: started,
@@ -489,7 +453,7 @@ async fn duplicated_and_reordered_callbacks_leave_the_right_counts() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|d| d["event"] == "connectionDestroyed" && d["status"] == 200)
+        .filter(|d| d["event"] == "connectionDestroyed" && d["status"] == 204)
         .count();
     assert!(
         destroyed >= 2,
@@ -532,7 +496,7 @@ async fn a_server_rotation_keeps_the_room_and_its_participants() {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .any(|d| d["event"] == "sessionDestroyed" && d["status"] == 200)
+                    .any(|d| d["event"] == "sessionDestroyed" && d["status"] == 204)
             }
         },
     )

@@ -3,6 +3,7 @@
 mod archives;
 mod attacks;
 mod auth;
+mod callbacks;
 mod details;
 mod dev;
 mod emulator;

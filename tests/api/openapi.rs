@@ -78,6 +78,7 @@ async fn served_openapi_matches_the_committed_copy() {
             "/sessions/{sessionId}/streams/{streamId}/mute",
             true,
         ),
+        ("post", "/vonage/callbacks", false),
         ("get", "/livez", false),
         ("get", "/readyz", false),
     ];
