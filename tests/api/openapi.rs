@@ -40,6 +40,7 @@ async fn served_openapi_matches_the_committed_copy() {
         ("post", "/archives/{archiveId}/stop", true),
         ("post", "/rooms/{room}/join", true),
         ("get", "/rooms/{room}", true),
+        ("put", "/rooms/{room}", true),
         ("delete", "/rooms/{room}", true),
         ("get", "/rooms/{room}/bans", true),
         ("delete", "/rooms/{room}/bans/{sub}", true),

@@ -37,6 +37,9 @@ export type ProblemCode =
   | 'connection_not_found'
   | 'stream_not_found'
   | 'signal_too_large'
+  | 'room_full'
+  | 'room_not_open'
+  | 'room_closed'
   | 'network_error'
   | 'unexpected_response'
   | (string & {});
