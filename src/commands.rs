@@ -16,7 +16,7 @@ use vonage_sessions::config::{
     set_by_user,
 };
 use vonage_sessions::emulator::{
-    ApplicationKey, Emulator, EmulatorCredentials, Faults, LegacyProject,
+    ApplicationKey, CallbackSettings, Emulator, EmulatorCredentials, Faults, LegacyProject,
 };
 use vonage_sessions::telemetry;
 use vonage_sessions::video::{Credentials, Role};
@@ -159,14 +159,25 @@ pub(crate) async fn dev(
     let _log = telemetry::init(&config.log);
 
     let (credentials, emulator_credentials) = throwaway_credentials(legacy)?;
-    let emulator = Emulator::bind(
+    // Both sides share fresh callback secrets, so the emulator's signed callbacks verify.
+    let session_secret = throwaway_secret();
+    let archive_secret = throwaway_secret();
+    config.callbacks.session_secret = Some(session_secret.clone());
+    config.callbacks.archive_secret = Some(archive_secret.clone());
+    let emulator = Emulator::bind_with_callbacks(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         emulator_credentials,
         Faults::default(),
+        CallbackSettings {
+            url: None,
+            session_secret: Some(session_secret),
+            archive_secret: Some(archive_secret),
+        },
     )
     .await
     .context("binding the embedded emulator")?;
     config.video.api_url = emulator.base_url();
+    let emulator_url = emulator.base_url();
     let control = emulator.control_router();
     tokio::spawn(emulator.run_until(std::future::pending()));
 
@@ -174,6 +185,7 @@ pub(crate) async fn dev(
         App::build_with_routes(&config, credentials, emulator_control_routes(control)).await?;
     let shutdown = shutdown_signal();
     let url = format!("http://{}", app.local_addr());
+    point_callbacks_at(&emulator_url, app.local_addr()).await?;
     output::out(format!("vonage-sessions listening on {url}"));
     output::out(banner(&config, &url, legacy));
     if let Some(page) = example_page {
@@ -184,6 +196,40 @@ pub(crate) async fn dev(
         ));
     }
     app.run_until(shutdown).await.context("serving")?;
+    Ok(())
+}
+
+/// A random callback signature secret (256 bits, hex).
+fn throwaway_secret() -> SecretString {
+    SecretString::from(format!(
+        "{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    ))
+}
+
+/// Tells the embedded emulator to post its callbacks to the service's own receiver, now that
+/// the service's port is known.
+async fn point_callbacks_at(emulator_url: &str, service: SocketAddr) -> anyhow::Result<()> {
+    let mut service = service;
+    if service.ip().is_unspecified() {
+        service.set_ip(if service.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let response = reqwest::Client::new()
+        .put(format!("{emulator_url}/_emulator/callbacks"))
+        .json(&serde_json::json!({"url": format!("http://{service}/vonage/callbacks")}))
+        .send()
+        .await
+        .context("pointing the embedded emulator's callbacks at the service")?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "the embedded emulator refused the callback URL ({})",
+        response.status()
+    );
     Ok(())
 }
 
@@ -241,6 +287,7 @@ fn banner(config: &Config, url: &str, legacy: bool) -> String {
          Anonymous callers, scopes: {}{}.\n  \
          Rate limits: {limits}.\n  \
          Emulator control endpoints on this port: {url}/_emulator/sessions, /_emulator/requests, /_emulator/faults, ...\n  \
+         The emulator's signed callbacks go to {url}/vonage/callbacks (fresh secrets; see /_emulator/callbacks).\n  \
          Try:\n    \
          curl -s -X POST {url}/sessions -H 'content-type: application/json' -d '{{}}'\n",
         if legacy {

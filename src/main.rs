@@ -91,6 +91,11 @@ struct EmulatorArgs {
     /// Share of Vonage API calls whose connection is dropped without an answer (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     drop_rate: f64,
+    /// Where to post session-monitoring and archive-status callbacks (the service's
+    /// `/vonage/callbacks`), signed with VONAGE_SESSION_CALLBACK_SECRET[_FILE] and
+    /// VONAGE_ARCHIVE_CALLBACK_SECRET[_FILE] from the environment (unsigned without them).
+    #[arg(long, value_name = "URL", env = "EMULATOR_CALLBACK_URL")]
+    callback_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -224,7 +229,16 @@ async fn emulator(env: &dyn Fn(&str) -> Option<String>, args: EmulatorArgs) -> a
         error_status: args.error_status,
         drop_rate: args.drop_rate,
     };
-    let emulator = Emulator::bind(args.listen, credentials, faults)
+    if let Some(url) = &args.callback_url {
+        url::Url::parse(url).with_context(|| format!("--callback-url {url:?} is not a URL"))?;
+    }
+    let (session_secret, archive_secret) = vonage_sessions::config::callback_secrets(env)?;
+    let callbacks = vonage_sessions::emulator::CallbackSettings {
+        url: args.callback_url,
+        session_secret,
+        archive_secret,
+    };
+    let emulator = Emulator::bind_with_callbacks(args.listen, credentials, faults, callbacks)
         .await
         .context("binding the emulator")?;
     let shutdown = commands::shutdown_signal();

@@ -19,7 +19,7 @@ mod tests;
 mod validate;
 
 pub use report::{REDACTED, Report, set_by_user};
-pub use secrets::{EmulatorSecrets, emulator_secrets};
+pub use secrets::{EmulatorSecrets, callback_secrets, emulator_secrets};
 use secrets::{credentials_from_env, secret_var};
 pub use sections::{
     ArchivesConfig, AuthConfig, AuthMode, CallbacksConfig, CorsConfig, CredentialSecrets,

@@ -29,6 +29,18 @@ pub(super) fn secret_var(
     }
 }
 
+/// The callback signature secrets, `VONAGE_SESSION_CALLBACK_SECRET[_FILE]` and
+/// `VONAGE_ARCHIVE_CALLBACK_SECRET[_FILE]` (the emulator signs with the same variables the
+/// service verifies with).
+pub fn callback_secrets(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Option<SecretString>, Option<SecretString>), ConfigError> {
+    Ok((
+        secret_var(env, super::SESSION_CALLBACK_SECRET)?,
+        secret_var(env, super::ARCHIVE_CALLBACK_SECRET)?,
+    ))
+}
+
 /// The credentials an emulator accepts: any of the legacy and application variables, both kinds
 /// at once allowed. The application's private key is optional when a public key file is given.
 #[derive(Debug, Default)]

@@ -54,14 +54,29 @@ struct Service {
 /// The service with `kind` credentials against `upstream`, both callback secrets set, and
 /// `overrides`.
 async fn spawn(kind: Kind, upstream: &str, overrides: &str) -> Service {
+    spawn_with_secrets(
+        kind,
+        upstream,
+        overrides,
+        &[
+            ("VONAGE_SESSION_CALLBACK_SECRET", SESSION_SECRET),
+            ("VONAGE_ARCHIVE_CALLBACK_SECRET", ARCHIVE_SECRET),
+        ],
+    )
+    .await
+}
+
+async fn spawn_with_secrets(
+    kind: Kind,
+    upstream: &str,
+    overrides: &str,
+    secrets: &[(&str, &str)],
+) -> Service {
     let mut env: HashMap<String, String> = kind.env();
-    env.insert(
-        "VONAGE_SESSION_CALLBACK_SECRET".into(),
-        SESSION_SECRET.into(),
-    );
-    env.insert(
-        "VONAGE_ARCHIVE_CALLBACK_SECRET".into(),
-        ARCHIVE_SECRET.into(),
+    env.extend(
+        secrets
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
     let lookup = |name: &str| env.get(name).cloned();
     let sources = Sources {
@@ -477,6 +492,29 @@ async fn a_legacy_project_is_matched_by_api_key_and_a_missing_secret_refuses() {
     let response = post(&service.url, &body, Some(&hs256(&claims, SESSION_SECRET))).await;
     assert_problem(response, 401, "callback_unauthorized").await;
     assert_eq!(service.sink.len(), 1);
+
+    // Without the archive secret, archive callbacks cannot be verified: 503 (Vonage keeps
+    // retrying while the operator sets it), nothing applied; session ones still pass.
+    let service = spawn_with_secrets(
+        Kind::Legacy,
+        &upstream,
+        "",
+        &[("VONAGE_SESSION_CALLBACK_SECRET", SESSION_SECRET)],
+    )
+    .await;
+    let archive = serde_json::to_vec(
+        &json!({"id": uuid::Uuid::new_v4().to_string(), "status": "stopped",
+        "sessionId": "1_MX4", "projectId": 123456, "event": "archive"}),
+    )
+    .unwrap();
+    let mut claims = claims_for(&archive);
+    claims["api_key"] = json!(API_KEY);
+    for secret in [ARCHIVE_SECRET, SESSION_SECRET] {
+        let response = post(&service.url, &archive, Some(&hs256(&claims, secret))).await;
+        assert!(response.headers().contains_key("retry-after"));
+        assert_problem(response, 503, "callbacks_not_configured").await;
+    }
+    assert_eq!(service.sink.len(), 0);
 }
 
 #[tokio::test]

@@ -482,3 +482,111 @@ fn healthcheck(env: &[(&str, &str)]) -> (Option<i32>, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_wires_the_emulators_signed_callbacks_to_its_own_receiver() {
+    let dev = Server::start(&["dev", "--listen", "127.0.0.1:0"], &[]);
+    let banner = dev.wait_for("Try:");
+    let receiver = format!("{}/vonage/callbacks", dev.url);
+    assert!(banner.contains(&receiver), "{banner}");
+    let http = client();
+    let url = &dev.url;
+    let (status, created) = send(http.post(format!("{url}/sessions"))).await;
+    assert_eq!(status, 201, "{created}");
+    let session_id = created["sessionId"].as_str().unwrap();
+    let (status, body) = send(
+        http.post(format!("{url}/_emulator/sessions/{session_id}/connections"))
+            .json(&json!({"token": created["token"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    // The connectionCreated went to the service, signed with the shared secrets, and passed
+    // its verification (204).
+    let started = Instant::now();
+    let log = loop {
+        let (_, log) = send(http.get(format!("{url}/_emulator/callbacks"))).await;
+        if !log["deliveries"].as_array().unwrap().is_empty() {
+            break log;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{log}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(log["url"], receiver.as_str());
+    assert_eq!(log["signed"], json!({"session": true, "archive": true}));
+    let delivery = &log["deliveries"][0];
+    assert_eq!(delivery["event"], "connectionCreated", "{log}");
+    assert_eq!(delivery["signed"], true);
+    assert_eq!(delivery["status"], 204, "{log}");
+    // Neither secret is shown anywhere.
+    let output = dev.output.lock().unwrap().clone();
+    assert!(!output.contains("callback_secret\":\""), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_emulator_command_signs_callbacks_with_secrets_from_its_environment() {
+    let secret = "emulator-session-secret-from-env";
+    let emulator = Server::start(
+        &[
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--callback-url",
+            "http://127.0.0.1:9/vonage/callbacks",
+        ],
+        &[
+            LEGACY[0],
+            LEGACY[1],
+            ("VONAGE_SESSION_CALLBACK_SECRET", secret),
+        ],
+    );
+    let (status, log) = send(client().get(format!("{}/_emulator/callbacks", emulator.url))).await;
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(log["url"], "http://127.0.0.1:9/vonage/callbacks");
+    assert_eq!(log["signed"], json!({"session": true, "archive": false}));
+    assert!(!log.to_string().contains(secret));
+    assert!(!emulator.output.lock().unwrap().contains(secret));
+}
+
+#[test]
+fn check_config_shows_callback_secrets_as_set_or_unset_never_their_value() {
+    let secret = "a-session-callback-secret-value";
+    let env = [
+        ANONYMOUS,
+        LEGACY[0],
+        LEGACY[1],
+        ("VONAGE_SESSION_CALLBACK_SECRET", secret),
+    ];
+    let output = command(&["check-config"], &env).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("# callbacks: VONAGE_SESSION_CALLBACK_SECRET set"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("# callbacks: VONAGE_ARCHIVE_CALLBACK_SECRET unset"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(secret), "{stdout}");
+    // Too short a secret is named, not quoted.
+    let short = "short";
+    let output = command(
+        &["check-config"],
+        &[
+            ANONYMOUS,
+            LEGACY[0],
+            LEGACY[1],
+            ("VONAGE_ARCHIVE_CALLBACK_SECRET", short),
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr.contains("VONAGE_ARCHIVE_CALLBACK_SECRET"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("\"short\""), "{stderr}");
+}
