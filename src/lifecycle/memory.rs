@@ -81,9 +81,9 @@ impl RoomState {
         let applied = match change {
             Change::Connected { id, entry } => {
                 self.release_hold_of(id, entry.sub.as_deref().unwrap_or(""), now);
-                if tomb(self, format!("c:{id}")).is_some_and(|t| t >= ts) {
-                    false
-                } else if self.connections.get(id).is_some_and(|old| old.ts >= ts) {
+                if tomb(self, format!("c:{id}")).is_some_and(|t| t >= ts)
+                    || self.connections.get(id).is_some_and(|old| old.ts >= ts)
+                {
                     false
                 } else {
                     self.connections.insert(id.clone(), entry.clone());
