@@ -79,7 +79,7 @@ struct Replica {
 struct Stack {
     upstream: String,
     replicas: Vec<Replica>,
-    _redis: RedisServer,
+    _redis: Option<RedisServer>,
 }
 
 async fn spawn_replica(upstream: &str, auth: Auth, store: &str, overrides: &str) -> (Replica, App) {
@@ -126,7 +126,20 @@ async fn spawn_replica(upstream: &str, auth: Auth, store: &str, overrides: &str)
 impl Stack {
     /// `replicas` replicas sharing one Redis, with `overrides` (TOML) on top of the defaults.
     async fn start(replicas: usize, auth: Auth, overrides: &str) -> Self {
-        let redis = RedisServer::start();
+        Self::start_with(Some(RedisServer::start()), replicas, auth, overrides).await
+    }
+
+    /// One replica with the in-process store (`rooms.store = "memory"`).
+    async fn start_in_memory(auth: Auth, overrides: &str) -> Self {
+        Self::start_with(None, 1, auth, overrides).await
+    }
+
+    async fn start_with(
+        redis: Option<RedisServer>,
+        replicas: usize,
+        auth: Auth,
+        overrides: &str,
+    ) -> Self {
         let emulator = Emulator::bind_with_callbacks(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             test_credentials(),
@@ -141,7 +154,10 @@ impl Stack {
         .unwrap();
         let upstream = emulator.base_url();
         tokio::spawn(emulator.run_until(std::future::pending()));
-        let store = redis.rooms_config();
+        let store = redis
+            .as_ref()
+            .map(RedisServer::rooms_config)
+            .unwrap_or_default();
         let mut started = Vec::new();
         for _ in 0..replicas {
             let (replica, app) = spawn_replica(&upstream, auth, &store, overrides).await;
@@ -429,6 +445,11 @@ async fn duplicated_and_reordered_callbacks_leave_the_right_counts() {
     }
     // bob leaves: connectionDestroyed is held back behind the next event and sent twice.
     stack.leave(&sid, &connections[1], false).await;
+    // eve connects and leaves at once: her events may arrive destroy first; she stays gone.
+    let eve = bearer("eve", "video:join");
+    let (_, joined) = join(stack.url(), Some(&eve), "busy", json!({})).await;
+    let gone = stack.connect(&sid, &joined["token"]).await;
+    stack.leave(&sid, &gone, false).await;
     let token = bearer("dee", "video:join");
     let (_, joined) = join(stack.url(), Some(&token), "busy", json!({})).await;
     connections.push(stack.connect(&sid, &joined["token"]).await);
@@ -838,4 +859,62 @@ async fn a_room_moderator_removes_a_participant_and_every_connection_of_their_su
     let live = stack.live(&sid).await;
     assert_eq!(live.len(), 1, "only the owner is left at Vonage: {live:?}");
     wait_participants(stack.url(), Some(&owner), "town-hall", 1).await;
+}
+
+#[tokio::test]
+async fn the_in_process_store_keeps_presence_seats_and_the_room_end_too() {
+    let stack = Stack::start_in_memory(Auth::Jwt, "[rooms]\nempty_retire_seconds = 1\n").await;
+    let alice = bearer("alice", "video:create video:join");
+    let bob = bearer("bob", "video:join");
+    let (status, joined) = join(
+        stack.url(),
+        Some(&alice),
+        "solo",
+        json!({"policy": {"maxParticipants": 1}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{joined}");
+    let sid = joined["sessionId"].as_str().unwrap().to_owned();
+    let response = call(
+        stack.url(),
+        Some(&bob),
+        Method::POST,
+        "/rooms/solo/join",
+        None,
+    )
+    .await;
+    assert_problem(response, 409, "room_full").await;
+    let connection = stack.connect(&sid, &joined["token"]).await;
+    let shown = wait_participants(stack.url(), Some(&alice), "solo", 1).await;
+    assert_eq!(shown["connections"][0]["sub"], "alice");
+    let response = call(
+        stack.url(),
+        Some(&bob),
+        Method::POST,
+        "/rooms/solo/join",
+        None,
+    )
+    .await;
+    assert_problem(response, 409, "room_full").await;
+    stack.leave(&sid, &connection, false).await;
+    let url = stack.url().to_owned();
+    let token = alice.clone();
+    eventually(Duration::from_secs(15), "the room retired", || {
+        let (url, token) = (url.clone(), token.clone());
+        async move { room(&url, Some(&token), "solo").await.0 == 404 }
+    })
+    .await;
+    // The policy outlives the session: still one seat.
+    let (status, again) = join(stack.url(), Some(&alice), "solo", json!({})).await;
+    assert_eq!(status, 201, "{again}");
+    assert_ne!(again["sessionId"], sid.as_str());
+    let response = call(
+        stack.url(),
+        Some(&bob),
+        Method::POST,
+        "/rooms/solo/join",
+        None,
+    )
+    .await;
+    assert_problem(response, 409, "room_full").await;
 }
