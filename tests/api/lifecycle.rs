@@ -918,3 +918,55 @@ async fn the_in_process_store_keeps_presence_seats_and_the_room_end_too() {
     .await;
     assert_problem(response, 409, "room_full").await;
 }
+
+/// Posts `body` to the service's receiver signed as Vonage signs session-monitoring callbacks
+/// (our own signer: HS256 over the claims Vonage sends).
+async fn post_signed(url: &str, body: &Value) -> u16 {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+    let hash: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let claims = json!({"iat": now_ms() / 1000, "jti": uuid::Uuid::new_v4().to_string(),
+        "iss": "Vonage", "payload_hash": hash, "api_key": API_KEY, "application_id": ""});
+    let jwt = encode(
+        &Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SESSION_SECRET.as_bytes()),
+    )
+    .unwrap();
+    client()
+        .post(format!("{url}/vonage/callbacks"))
+        .header("content-type", "application/json")
+        .bearer_auth(jwt)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_session_destroyed_ends_an_empty_room_but_not_one_people_are_in() {
+    let stack = Stack::start(1, Auth::Jwt, "").await;
+    let alice = bearer("alice", "video:create video:join");
+    let (_, joined) = join(stack.url(), Some(&alice), "ending", json!({})).await;
+    let sid = joined["sessionId"].as_str().unwrap().to_owned();
+    let connection = stack.connect(&sid, &joined["token"]).await;
+    wait_participants(stack.url(), Some(&alice), "ending", 1).await;
+    let destroyed = |ts: u64| {
+        json!({"sessionId": sid, "projectId": API_KEY, "event": "sessionDestroyed",
+            "reason": "clientDisconnected", "timestamp": ts})
+    };
+    // A late delivery while alice is connected: the room stays.
+    assert_eq!(post_signed(stack.url(), &destroyed(now_ms())).await, 204);
+    let (status, _) = room(stack.url(), Some(&alice), "ending").await;
+    assert_eq!(status, 200, "a room someone is in is not ended");
+    stack.leave(&sid, &connection, false).await;
+    wait_participants(stack.url(), Some(&alice), "ending", 0).await;
+    assert_eq!(post_signed(stack.url(), &destroyed(now_ms())).await, 204);
+    let (status, _) = room(stack.url(), Some(&alice), "ending").await;
+    assert_eq!(status, 404, "the session's end retired the empty room");
+    let (status, again) = join(stack.url(), Some(&alice), "ending", json!({})).await;
+    assert_eq!(status, 201);
+    assert_ne!(again["sessionId"], sid.as_str());
+}
