@@ -215,16 +215,17 @@ pub fn parse(body: &[u8]) -> Result<Callback, ParseError> {
             | "streamDestroyed"
             | "sessionDestroyed"
     );
-    if !is_session_event && (event.is_empty() || event == "archive") {
-        if let (Some(id), Some(status)) = (envelope.id, envelope.status) {
-            return Ok(Callback::Archive(ArchiveEvent {
-                id,
-                session_id: envelope.session_id,
-                owner,
-                status,
-                archive: raw,
-            }));
-        }
+    if !is_session_event
+        && (event.is_empty() || event == "archive")
+        && let (Some(id), Some(status)) = (envelope.id, envelope.status)
+    {
+        return Ok(Callback::Archive(ArchiveEvent {
+            id,
+            session_id: envelope.session_id,
+            owner,
+            status,
+            archive: raw,
+        }));
     }
     let timestamp = required(envelope.timestamp, "timestamp")?;
     let kind = match event.as_str() {

@@ -248,7 +248,12 @@ fn operations() -> Vec<Documented> {
             Get,
             "/sessions/{sessionId}/streams",
             true,
-            &[FRONT, CALLER, VONAGE, &["session_not_found"]],
+            &[
+                FRONT,
+                CALLER,
+                VONAGE,
+                &["session_not_found", "session_not_active"],
+            ],
         ),
         op(
             Get,
@@ -368,7 +373,14 @@ fn operations() -> Vec<Documented> {
             Get,
             "/rooms/{room}/streams",
             true,
-            &[FRONT, CALLER, ROOM, STORE, VONAGE, &["room_not_found"]],
+            &[
+                FRONT,
+                CALLER,
+                ROOM,
+                STORE,
+                VONAGE,
+                &["room_not_found", "session_not_active"],
+            ],
         ),
         op(
             Get,
