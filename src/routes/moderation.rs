@@ -25,6 +25,7 @@ pub use dto::{
     BanListResponse, BanResponse, MuteAllRequest, MuteStateResponse, RemovedResponse,
     SignalRequest, StreamListResponse, StreamResponse,
 };
+pub(super) use dto::{ID_PATTERN, MAX_ID_LEN, MAX_SUB_CHARS};
 
 /// The session a moderation path names: `{sessionId}` directly, or `{room}`'s.
 #[derive(Debug)]
@@ -122,6 +123,10 @@ pub(crate) async fn refuse_banned(
 
 /// Counts a moderation action by its outcome (`ok` or the problem code).
 fn record<T>(action: &'static str, result: ApiResult<T>) -> ApiResult<T> {
+    debug_assert!(
+        crate::metrics::MODERATION_ACTIONS.contains(&action),
+        "{action} is listed in metrics::MODERATION_ACTIONS"
+    );
     let outcome = match &result {
         Ok(_) => "ok",
         Err(error) => error.status_and_code().1,
@@ -213,6 +218,10 @@ mod ops {
         )
     }
 
+    /// Bans `sub` (when asked and possible), then disconnects what presence says they hold.
+    /// The answer says what was done: with `auth.mode = "anonymous"` nobody has an identity to
+    /// ban (`banned: false`), and without presence nothing can be found by `sub`
+    /// (`presenceTracked: false`).
     async fn remove_and_ban(
         state: &AppState,
         caller: &Caller,
@@ -221,24 +230,19 @@ mod ops {
         ban: bool,
     ) -> ApiResult<Json<RemovedResponse>> {
         checked_sub(sub)?;
-        if ban && caller.identity().is_none() {
-            return Err(ApiError::invalid(
-                "ban",
-                "bans are by identity and need auth.mode = \"jwt\"; anonymous callers have none",
-            ));
-        }
-        // The ban first, so a rejoin racing the disconnects is already refused.
-        let banned = if ban {
-            let by = caller.identity().map(|identity| identity.subject.as_str());
-            let ban = state
-                .moderation
-                .ban(&target.ban_targets(), sub, by)
-                .await
-                .map_err(store_error)?;
-            tracing::info!(moderation.sub = sub, room = target.room.as_deref(), vonage.session_id = %target.session_id, "participant banned");
-            Some(ban)
-        } else {
-            None
+        // The ban first, so a rejoin racing the disconnects is already refused. In JWT mode
+        // every caller has an identity; anonymous mode has none, so a ban would refuse nobody.
+        let banned = match caller.identity() {
+            Some(identity) if ban => {
+                let ban = state
+                    .moderation
+                    .ban(&target.ban_targets(), sub, Some(identity.subject.as_str()))
+                    .await
+                    .map_err(store_error)?;
+                tracing::info!(moderation.sub = sub, room = target.room.as_deref(), vonage.session_id = %target.session_id, "participant banned");
+                Some(ban)
+            }
+            _ => None,
         };
         let connections = state
             .moderation
@@ -246,23 +250,9 @@ mod ops {
             .connections_of(&target.session_id, sub)
             .await
             .map_err(store_error)?;
-        let Some(connections) = connections else {
-            if banned.is_none() {
-                return Err(ApiError::invalid(
-                    "sub",
-                    "this service does not track who holds which connection; remove connections by ID, or ban with ?ban=true",
-                ));
-            }
-            return Ok(Json(RemovedResponse {
-                sub: sub.to_owned(),
-                disconnected_connection_ids: Vec::new(),
-                presence_tracked: false,
-                banned: true,
-                banned_until: banned.map(|ban| rfc3339_ms(ban.expires_at)),
-            }));
-        };
-        let mut disconnected = Vec::with_capacity(connections.len());
-        for connection_id in connections {
+        let presence_tracked = connections.is_some();
+        let mut disconnected = Vec::new();
+        for connection_id in connections.into_iter().flatten() {
             match state
                 .video
                 .force_disconnect(&target.session_id, &connection_id)
@@ -277,7 +267,7 @@ mod ops {
         Ok(Json(RemovedResponse {
             sub: sub.to_owned(),
             disconnected_connection_ids: disconnected,
-            presence_tracked: true,
+            presence_tracked,
             banned: banned.is_some(),
             banned_until: banned.map(|ban| rfc3339_ms(ban.expires_at)),
         }))

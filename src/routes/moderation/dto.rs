@@ -17,18 +17,23 @@ pub struct MuteAllRequest {
     /// True (default) mutes every stream but the excluded ones, and every stream published
     /// later, until lifted; false lifts the mute state (streams already muted stay muted).
     pub active: Option<bool>,
-    /// Streams left unmuted (at most 1000).
+    /// Streams left unmuted (at most 1000 stream IDs).
+    #[schema(max_items = 1000)]
     pub excluded_stream_ids: Option<Vec<String>>,
 }
 
-/// A signal. `type` at most 128 bytes of `A-Z a-z 0-9 - _ ~`; `data` at most 8 kB.
+/// A signal, checked against Vonage's limits before it is sent.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalRequest {
-    /// What clients filter on.
+    /// What clients filter on: at most 128 of `A-Z a-z 0-9 - _ ~` (empty or null: none).
     #[serde(rename = "type")]
+    #[schema(max_length = 128, pattern = "^[A-Za-z0-9_~-]*$")]
     pub kind: Option<String>,
-    /// The payload (required).
+    /// The payload: at most 8192 bytes as UTF-8 (413 `signal_too_large` beyond), so at most
+    /// 8192 characters, fewer where they are not ASCII.
+    // Optional here only so that a missing `data` is answered as `data: is required`.
+    #[schema(value_type = String, required = true, max_length = 8192)]
     pub data: Option<String>,
 }
 
@@ -112,7 +117,8 @@ pub struct RemovedResponse {
     /// False when this service does not know who holds which connection (no presence
     /// tracking): nothing could be disconnected by identity.
     pub presence_tracked: bool,
-    /// Whether a ban was recorded.
+    /// Whether a ban was recorded (never with `auth.mode = "anonymous"`, where nobody has an
+    /// identity to ban).
     pub banned: bool,
     /// Until when the ban holds (RFC 3339, UTC).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,10 +161,18 @@ pub(super) fn rfc3339_ms(epoch_ms: u64) -> String {
     crate::routes::rfc3339_from_millis(i128::from(epoch_ms)).unwrap_or_default()
 }
 
+/// Most bytes of a connection or stream ID we send upstream.
+pub(crate) const MAX_ID_LEN: usize = 128;
+/// [`plausible_id`] as a regular expression, for the OpenAPI document: the characters, and not
+/// `.` or `..` (which URLs would resolve as dot segments).
+pub(crate) const ID_PATTERN: &str = "^(?:[A-Za-z0-9._~-]*[A-Za-z0-9_~-][A-Za-z0-9._~-]*|[.]{3,})$";
+/// Most characters of a `sub` in a path.
+pub(crate) const MAX_SUB_CHARS: usize = 256;
+
 /// Connection and stream IDs are UUID-like; anything else (empty, dot segments, odd bytes)
 /// cannot exist and is not sent upstream.
 pub(super) fn plausible_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
+    (1..=MAX_ID_LEN).contains(&id.len())
         && id != "."
         && id != ".."
         && id
@@ -183,7 +197,7 @@ pub(super) fn checked_stream(id: &str) -> ApiResult<()> {
 }
 
 pub(super) fn checked_sub(sub: &str) -> ApiResult<()> {
-    if (1..=256).contains(&sub.chars().count()) {
+    if (1..=MAX_SUB_CHARS).contains(&sub.chars().count()) {
         Ok(())
     } else {
         Err(ApiError::invalid("sub", "must be 1 to 256 characters"))
@@ -306,11 +320,28 @@ mod tests {
 
     #[test]
     fn ids_that_cannot_exist_are_refused_locally() {
-        for good in ["8b732909-0a06-46a2-8ea8-074e64d43422", "abc", "a.b"] {
+        for good in [
+            "8b732909-0a06-46a2-8ea8-074e64d43422",
+            "abc",
+            "a.b",
+            "...",
+            "~",
+        ] {
             assert!(plausible_id(good), "{good}");
         }
         for bad in ["", ".", "..", "a/b", "a b", "%2e", &"x".repeat(129)] {
             assert!(!plausible_id(bad), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ids_the_document_allows_are_accepted(id in proptest::string::string_regex(
+            // proptest generates from the pattern without its anchors.
+            ID_PATTERN.trim_start_matches('^').trim_end_matches('$'),
+        ).unwrap()) {
+            proptest::prop_assume!(id.len() <= MAX_ID_LEN);
+            proptest::prop_assert!(plausible_id(&id), "{id}");
         }
     }
 
