@@ -390,6 +390,65 @@ async fn signals_too_large_are_refused_before_sending_and_writes_are_not_retried
     server.verify().await;
 }
 
+/// The value of `vonage_retries_total{operation}` in the process's recorder.
+async fn retries(app: &TestApp, operation: &str) -> f64 {
+    let text = send(app, Method::GET, "/metrics", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let series = format!("vonage_retries_total{{operation=\"{operation}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} missing from:\n{text}"))
+}
+
+#[tokio::test]
+async fn writes_are_retried_only_when_the_connection_to_vonage_was_never_made() {
+    // A Vonage that takes each request and hangs up without answering: a write may have
+    // arrived, so it is sent once; a read is safe to send again.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hangup = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut head = [0; 1024];
+            let _ = socket.read(&mut head).await;
+        }
+    });
+    let app = TestApp::spawn_against(Kind::Legacy, &hangup, MODERATORS).await;
+    let accepted_now = || accepted.load(std::sync::atomic::Ordering::SeqCst);
+    let signal = json!({"data": "once"});
+    let path = format!("/sessions/{SESSION_ID}/signal");
+    let response = send(&app, Method::POST, &path, Some(signal)).await;
+    assert!(response.status().is_server_error(), "{}", response.status());
+    assert_eq!(
+        accepted_now(),
+        1,
+        "a write that may have arrived is not resent"
+    );
+    let path = format!("/sessions/{SESSION_ID}/streams");
+    let response = send(&app, Method::GET, &path, None).await;
+    assert!(response.status().is_server_error(), "{}", response.status());
+    assert!(accepted_now() > 2, "a read is retried: {}", accepted_now());
+
+    // A port nobody listens on: the connection is never made, so the write is tried again.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let app = TestApp::spawn_against(Kind::Legacy, &refused, MODERATORS).await;
+    let before = retries(&app, "force_disconnect").await;
+    let path = format!("/sessions/{SESSION_ID}/connections/{CONNECTION}");
+    let response = send(&app, Method::DELETE, &path, None).await;
+    assert!(response.status().is_server_error(), "{}", response.status());
+    assert!(retries(&app, "force_disconnect").await > before);
+}
+
 #[tokio::test]
 async fn join_callers_may_signal_one_connection_only_when_configured() {
     let server = vonage_accepting_everything().await;
