@@ -169,10 +169,32 @@ async fn authorize(
 /// One body per operation, shared by its session and room routes: authorize, resolve the
 /// target, check what is sent, call Vonage; every outcome counted by [`record`].
 mod ops {
+    use std::future::Future;
+
     use super::dto::{ban_query, checked_connection, checked_stream, checked_sub, rfc3339_ms};
     use super::*;
     use crate::moderation::store::MuteState;
     use crate::video::moderation::ModerationError;
+
+    /// The course of an operation for moderators: authorize (`video:moderate`, a moderator of
+    /// the room, or `alternative`), resolve the target, then `body`; the outcome counted.
+    async fn moderated<T, Fut>(
+        action: &'static str,
+        state: &AppState,
+        caller: &Caller,
+        at: Address,
+        alternative: Option<Scope>,
+        body: impl FnOnce(Target) -> Fut,
+    ) -> ApiResult<T>
+    where
+        Fut: Future<Output = ApiResult<T>>,
+    {
+        let result = async {
+            authorize(state, caller, at.room(), alternative).await?;
+            body(at.resolve(state).await?).await
+        };
+        record(action, result.await)
+    }
 
     /// Force-disconnects one connection.
     pub(super) async fn remove_connection(
@@ -181,24 +203,26 @@ mod ops {
         at: Address,
         connection_id: &str,
     ) -> ApiResult<StatusCode> {
-        record(
+        moderated(
             "remove_connection",
-            async {
-                authorize(state, caller, at.room(), None).await?;
-                let target = at.resolve(state).await?;
+            state,
+            caller,
+            at,
+            None,
+            |target| async move {
                 checked_connection(connection_id)?;
                 state
                     .video
                     .force_disconnect(&target.session_id, connection_id)
                     .await?;
                 Ok(StatusCode::NO_CONTENT)
-            }
-            .await,
+            },
         )
+        .await
     }
 
     /// Removes every connection of `sub` (as presence knows them), banning them first when
-    /// `?ban=true`.
+    /// `?ban=true` (the query is read between authorizing and resolving the target).
     pub(super) async fn remove_participant(
         state: &AppState,
         caller: &Caller,
@@ -280,20 +304,22 @@ mod ops {
         at: Address,
         stream_id: &str,
     ) -> ApiResult<StatusCode> {
-        record(
+        moderated(
             "mute_stream",
-            async {
-                authorize(state, caller, at.room(), None).await?;
-                let target = at.resolve(state).await?;
+            state,
+            caller,
+            at,
+            None,
+            |target| async move {
                 checked_stream(stream_id)?;
                 state
                     .video
                     .mute_stream(&target.session_id, stream_id)
                     .await?;
                 Ok(StatusCode::NO_CONTENT)
-            }
-            .await,
+            },
         )
+        .await
     }
 
     /// Switches the mute-all state and records it.
@@ -303,30 +329,25 @@ mod ops {
         at: Address,
         body: MuteAllRequest,
     ) -> ApiResult<Json<MuteStateResponse>> {
-        record(
-            "mute_all",
-            async {
-                authorize(state, caller, at.room(), None).await?;
-                let target = at.resolve(state).await?;
-                let mute = body.into_mute()?;
-                state.video.mute_all(&target.session_id, &mute).await?;
-                let record = MuteState {
-                    active: mute.active,
-                    excluded_stream_ids: mute.excluded_stream_ids,
-                    changed_at: crate::moderation::now_ms(),
-                    changed_by: caller.identity().map(|identity| identity.subject.clone()),
-                };
-                // Vonage holds the state already; a store failure here only loses our view of it.
-                if let Err(error) = state.moderation.set_mute(&target.session_id, &record).await {
-                    tracing::warn!(error = %error, "could not record the mute-all state");
-                }
-                Ok(Json(MuteStateResponse::new(
-                    target.session_id,
-                    Some(record),
-                )))
+        moderated("mute_all", state, caller, at, None, |target| async move {
+            let mute = body.into_mute()?;
+            state.video.mute_all(&target.session_id, &mute).await?;
+            let record = MuteState {
+                active: mute.active,
+                excluded_stream_ids: mute.excluded_stream_ids,
+                changed_at: crate::moderation::now_ms(),
+                changed_by: caller.identity().map(|identity| identity.subject.clone()),
+            };
+            // Vonage holds the state already; a store failure here only loses our view of it.
+            if let Err(error) = state.moderation.set_mute(&target.session_id, &record).await {
+                tracing::warn!(error = %error, "could not record the mute-all state");
             }
-            .await,
-        )
+            Ok(Json(MuteStateResponse::new(
+                target.session_id,
+                Some(record),
+            )))
+        })
+        .await
     }
 
     /// The mute-all state as last set through this service (`video:join` may read it).
@@ -335,20 +356,17 @@ mod ops {
         caller: &Caller,
         at: Address,
     ) -> ApiResult<Json<MuteStateResponse>> {
-        record(
-            "get_mute",
-            async {
-                state.auth.authorize(caller, Scope::Join).await?;
-                let target = at.resolve(state).await?;
-                let mute = state
-                    .moderation
-                    .mute(&target.session_id)
-                    .await
-                    .map_err(store_error)?;
-                Ok(Json(MuteStateResponse::new(target.session_id, mute)))
-            }
-            .await,
-        )
+        let result = async {
+            state.auth.authorize(caller, Scope::Join).await?;
+            let target = at.resolve(state).await?;
+            let mute = state
+                .moderation
+                .mute(&target.session_id)
+                .await
+                .map_err(store_error)?;
+            Ok(Json(MuteStateResponse::new(target.session_id, mute)))
+        };
+        record("get_mute", result.await)
     }
 
     /// Signals everyone (`connection_id` none) or one connection, which `video:join` callers
@@ -360,18 +378,18 @@ mod ops {
         connection_id: Option<&str>,
         body: SignalRequest,
     ) -> ApiResult<StatusCode> {
-        let action = match connection_id {
-            Some(_) => "signal_connection",
-            None => "signal_all",
+        let join_may_signal = state.moderation.settings().join_may_signal;
+        let (action, alternative) = match connection_id {
+            Some(_) => ("signal_connection", join_may_signal.then_some(Scope::Join)),
+            None => ("signal_all", None),
         };
-        record(
+        moderated(
             action,
-            async {
-                let join_may_signal = state.moderation.settings().join_may_signal;
-                let alternative =
-                    (connection_id.is_some() && join_may_signal).then_some(Scope::Join);
-                authorize(state, caller, at.room(), alternative).await?;
-                let target = at.resolve(state).await?;
+            state,
+            caller,
+            at,
+            alternative,
+            |target| async move {
                 if let Some(connection_id) = connection_id {
                     checked_connection(connection_id)?;
                 }
@@ -381,9 +399,9 @@ mod ops {
                     .signal(&target.session_id, connection_id, &signal)
                     .await?;
                 Ok(StatusCode::NO_CONTENT)
-            }
-            .await,
+            },
         )
+        .await
     }
 
     /// The session's streams.
@@ -392,20 +410,22 @@ mod ops {
         caller: &Caller,
         at: Address,
     ) -> ApiResult<Json<StreamListResponse>> {
-        record(
+        moderated(
             "list_streams",
-            async {
-                authorize(state, caller, at.room(), None).await?;
-                let target = at.resolve(state).await?;
+            state,
+            caller,
+            at,
+            None,
+            |target| async move {
                 let list = state.video.list_streams(&target.session_id).await?;
                 let items: Vec<StreamResponse> = list.items.into_iter().map(Into::into).collect();
                 Ok(Json(StreamListResponse {
                     count: list.count.max(items.len() as u64),
                     items,
                 }))
-            }
-            .await,
+            },
         )
+        .await
     }
 
     /// One stream.
@@ -415,20 +435,15 @@ mod ops {
         at: Address,
         stream_id: &str,
     ) -> ApiResult<Json<StreamResponse>> {
-        record(
-            "get_stream",
-            async {
-                authorize(state, caller, at.room(), None).await?;
-                let target = at.resolve(state).await?;
-                checked_stream(stream_id)?;
-                let stream = state
-                    .video
-                    .get_stream(&target.session_id, stream_id)
-                    .await?;
-                Ok(Json(stream.into()))
-            }
-            .await,
-        )
+        moderated("get_stream", state, caller, at, None, |target| async move {
+            checked_stream(stream_id)?;
+            let stream = state
+                .video
+                .get_stream(&target.session_id, stream_id)
+                .await?;
+            Ok(Json(stream.into()))
+        })
+        .await
     }
 
     /// The live bans of the room (or of the session, when addressed by session).
@@ -437,22 +452,18 @@ mod ops {
         caller: &Caller,
         at: Address,
     ) -> ApiResult<Json<BanListResponse>> {
-        record(
-            "list_bans",
-            async {
-                authorize(state, caller, at.room(), None).await?;
-                let target = at.resolve(state).await?;
-                let primary =
-                    target.ban_targets().into_iter().next().ok_or_else(|| {
-                        ApiError::Internal(anyhow::anyhow!("a target has a ban key"))
-                    })?;
-                let bans = state.moderation.bans(&primary).await.map_err(store_error)?;
-                Ok(Json(BanListResponse {
-                    items: bans.into_iter().map(Into::into).collect(),
-                }))
-            }
-            .await,
-        )
+        moderated("list_bans", state, caller, at, None, |target| async move {
+            let primary = target
+                .ban_targets()
+                .into_iter()
+                .next()
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a target has a ban key")))?;
+            let bans = state.moderation.bans(&primary).await.map_err(store_error)?;
+            Ok(Json(BanListResponse {
+                items: bans.into_iter().map(Into::into).collect(),
+            }))
+        })
+        .await
     }
 
     /// Lifts a ban from every target of the address (`video:admin`).
@@ -462,26 +473,23 @@ mod ops {
         at: Address,
         sub: &str,
     ) -> ApiResult<StatusCode> {
-        record(
-            "lift_ban",
-            async {
-                state.auth.authorize(caller, Scope::Admin).await?;
-                let target = at.resolve(state).await?;
-                checked_sub(sub)?;
-                state
-                    .moderation
-                    .lift(&target.ban_targets(), sub)
-                    .await
-                    .map_err(store_error)?;
-                tracing::info!(
-                    moderation.sub = sub,
-                    room = target.room.as_deref(),
-                    "ban lifted"
-                );
-                Ok(StatusCode::NO_CONTENT)
-            }
-            .await,
-        )
+        let result = async {
+            state.auth.authorize(caller, Scope::Admin).await?;
+            let target = at.resolve(state).await?;
+            checked_sub(sub)?;
+            state
+                .moderation
+                .lift(&target.ban_targets(), sub)
+                .await
+                .map_err(store_error)?;
+            tracing::info!(
+                moderation.sub = sub,
+                room = target.room.as_deref(),
+                "ban lifted"
+            );
+            Ok(StatusCode::NO_CONTENT)
+        };
+        record("lift_ban", result.await)
     }
 }
 

@@ -854,15 +854,8 @@ async fn a_moderator_removes_a_connection_and_a_joiner_cannot_in_both_credential
 
         // Counted per action and outcome. The recorder is the process's, shared by every
         // test, so only series this test certainly produced are looked for.
-        let text = moderator
-            .client
-            .get(format!("{}/metrics", moderator.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = send(&moderator, Method::GET, "/metrics", None).await;
+        let text = metrics.text().await.unwrap();
         for series in [
             r#"moderation_actions_total{action="remove_connection",outcome="ok"}"#,
             r#"moderation_actions_total{action="remove_connection",outcome="forbidden"}"#,
