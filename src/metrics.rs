@@ -5,7 +5,8 @@
 //! `vonage_calls_total`, `vonage_call_duration_seconds`, `vonage_retries_total`,
 //! `vonage_breaker_state`, `tokens_issued_total`, `room_joins_total`,
 //! `room_claim_contention_total`, `room_store_errors_total`, `load_shed_total`,
-//! `rate_limited_total`, `build_info`, `log_lines_dropped_total` (counted by `telemetry`).
+//! `rate_limited_total`, `moderation_actions_total`, `moderation_banned_refusals_total`,
+//! `build_info`, `log_lines_dropped_total` (counted by `telemetry`).
 
 use std::collections::HashMap;
 use std::sync::{OnceLock, PoisonError, RwLock};
@@ -118,16 +119,44 @@ fn register_zeroes() {
     for outcome in ["created", "joined", "failed"] {
         counter!("room_joins_total", "outcome" => outcome).increment(0);
     }
+    for action in MODERATION_ACTIONS {
+        counter!("moderation_actions_total", "action" => action, "outcome" => "ok").increment(0);
+    }
+    counter!("moderation_banned_refusals_total").increment(0);
     metrics::gauge!("vonage_breaker_state").increment(0.0);
 }
 
-/// The `operation` label values of Vonage calls (`video::client` and `video::archives`).
-pub const VONAGE_OPERATIONS: [&str; 5] = [
+/// The `operation` label values of Vonage calls (`video::client`, `video::archives` and
+/// `video::moderation`).
+pub const VONAGE_OPERATIONS: [&str; 13] = [
     "create_session",
     "start_archive",
     "stop_archive",
     "get_archive",
     "list_archives",
+    "force_disconnect",
+    "mute_stream",
+    "mute_all",
+    "disable_mute_all",
+    "signal_all",
+    "signal_connection",
+    "list_streams",
+    "get_stream",
+];
+
+/// The `action` label values of `moderation_actions_total` (`routes::moderation`).
+pub const MODERATION_ACTIONS: [&str; 11] = [
+    "remove_connection",
+    "remove_participant",
+    "mute_stream",
+    "mute_all",
+    "get_mute",
+    "signal_all",
+    "signal_connection",
+    "list_streams",
+    "get_stream",
+    "list_bans",
+    "lift_ban",
 ];
 
 fn describe() {
@@ -177,6 +206,14 @@ fn describe() {
         "Requests refused with 503 because a concurrency limit was reached, by limit"
     );
     describe_counter!("rate_limited_total", "Requests refused with 429, by budget");
+    describe_counter!(
+        "moderation_actions_total",
+        "Moderation requests by action and outcome (ok or the problem code)"
+    );
+    describe_counter!(
+        "moderation_banned_refusals_total",
+        "Joins and token requests refused with 403 banned"
+    );
     describe_counter!(
         "log_lines_dropped_total",
         "Log lines dropped because the log consumer (stderr) did not keep up"

@@ -13,6 +13,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder};
 
+use super::moderation;
 use crate::auth::{Budget, RateLimited, Scope};
 use crate::error::ApiError;
 use crate::video::client::VonageErrorBody;
@@ -215,12 +216,7 @@ fn operations() -> Vec<Documented> {
             Get,
             "/sessions/{sessionId}/mute",
             true,
-            &[
-                FRONT,
-                CALLER,
-                VONAGE,
-                &["session_not_found", "store_unavailable"],
-            ],
+            &[FRONT, CALLER, &["session_not_found", "store_unavailable"]],
         ),
         op(
             Post,
@@ -258,7 +254,12 @@ fn operations() -> Vec<Documented> {
             Get,
             "/sessions/{sessionId}/streams",
             true,
-            &[FRONT, CALLER, VONAGE, &["session_not_found"]],
+            &[
+                FRONT,
+                CALLER,
+                VONAGE,
+                &["session_not_found", "session_not_active"],
+            ],
         ),
         op(
             Get,
@@ -275,23 +276,13 @@ fn operations() -> Vec<Documented> {
             Get,
             "/sessions/{sessionId}/bans",
             true,
-            &[
-                FRONT,
-                CALLER,
-                VONAGE,
-                &["session_not_found", "store_unavailable"],
-            ],
+            &[FRONT, CALLER, &["session_not_found", "store_unavailable"]],
         ),
         op(
             Delete,
             "/sessions/{sessionId}/bans/{sub}",
             true,
-            &[
-                FRONT,
-                CALLER,
-                VONAGE,
-                &["session_not_found", "store_unavailable"],
-            ],
+            &[FRONT, CALLER, &["session_not_found", "store_unavailable"]],
         ),
         op(
             Delete,
@@ -378,7 +369,14 @@ fn operations() -> Vec<Documented> {
             Get,
             "/rooms/{room}/streams",
             true,
-            &[FRONT, CALLER, ROOM, STORE, VONAGE, &["room_not_found"]],
+            &[
+                FRONT,
+                CALLER,
+                ROOM,
+                STORE,
+                VONAGE,
+                &["room_not_found", "session_not_active"],
+            ],
         ),
         op(
             Get,
@@ -402,7 +400,6 @@ fn operations() -> Vec<Documented> {
                 CALLER,
                 ROOM,
                 STORE,
-                VONAGE,
                 &["room_not_found", "store_unavailable"],
             ],
         ),
@@ -415,7 +412,6 @@ fn operations() -> Vec<Documented> {
                 CALLER,
                 ROOM,
                 STORE,
-                VONAGE,
                 &["room_not_found", "store_unavailable"],
             ],
         ),
@@ -503,28 +499,50 @@ fn example(code: &str) -> ApiError {
     }
 }
 
-/// The OpenAPI path parameters: (name, pattern, min length, max length, description).
-const PATH_PARAMETERS: &[(&str, &str, usize, usize, &str)] = &[
+/// The OpenAPI path parameters: (name, pattern, min length, max length, description). Lengths
+/// are characters, as JSON Schema counts them.
+const PATH_PARAMETERS: &[(&str, Option<&str>, usize, usize, &str)] = &[
     (
         "room",
-        "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        Some("^[A-Za-z0-9][A-Za-z0-9._-]*$"),
         1,
         128,
         "The room name: 1–128 of A-Z a-z 0-9 . _ -, starting with a letter or digit; case-sensitive",
     ),
     (
         "sessionId",
-        "^[0-9]_[A-Za-z0-9_=+/-]+$",
+        Some("^[0-9]_[A-Za-z0-9_=+/-]+$"),
         3,
         crate::video::session_id::MAX_LEN,
         "A Vonage session ID created with this service's credentials (others are session_not_found)",
     ),
     (
         "archiveId",
-        "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        Some("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
         36,
         36,
         "An archive ID (a UUID)",
+    ),
+    (
+        "connectionId",
+        Some(moderation::ID_PATTERN),
+        1,
+        moderation::MAX_ID_LEN,
+        "A Vonage connection ID: 1–128 of A-Z a-z 0-9 . _ ~ -, not `.` or `..` (others are connection_not_found)",
+    ),
+    (
+        "streamId",
+        Some(moderation::ID_PATTERN),
+        1,
+        moderation::MAX_ID_LEN,
+        "A Vonage stream ID: 1–128 of A-Z a-z 0-9 . _ ~ -, not `.` or `..` (others are stream_not_found)",
+    ),
+    (
+        "sub",
+        None,
+        1,
+        moderation::MAX_SUB_CHARS,
+        "A participant's identity (their JWT `sub`): 1–256 characters",
     ),
 ];
 
@@ -554,7 +572,7 @@ impl utoipa::Modify for SharedParts {
                     parameter.schema = Some(RefOr::T(
                         ObjectBuilder::new()
                             .schema_type(Type::String)
-                            .pattern(Some(*pattern))
+                            .pattern(*pattern)
                             .min_length(Some(*min))
                             .max_length(Some(*max))
                             .into(),
@@ -678,6 +696,11 @@ pub(crate) fn add_field_rules(doc: &mut serde_json::Value) {
             "^[^\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A",
             "\\u2028\\u2029\\u202F\\u205F\\u3000]+$"
         )});
+    // The stream IDs a mute-all may leave out are stream IDs (as the path parameter).
+    schemas["MuteAllRequest"]["properties"]["excludedStreamIds"]["items"] = json!({
+        "type": "string", "pattern": moderation::ID_PATTERN,
+        "minLength": 1, "maxLength": moderation::MAX_ID_LEN,
+    });
     let list = &mut doc["paths"]["/sessions/{sessionId}/archives"]["get"]["parameters"];
     for parameter in list.as_array_mut().into_iter().flatten() {
         if parameter["name"] == "count" {

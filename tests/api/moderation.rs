@@ -362,10 +362,21 @@ async fn signals_too_large_are_refused_before_sending_and_writes_are_not_retried
         "invalid_request",
     )
     .await;
+    for no_data in [json!({"type": "t"}), json!({"data": null})] {
+        assert_problem(
+            send(&app, Method::POST, &path, Some(no_data)).await,
+            400,
+            "invalid_request",
+        )
+        .await;
+    }
+    // The limit is bytes: 4097 two-byte characters are within the document's maxLength (8192
+    // characters, all JSON Schema can count) and still too large.
+    let wide = json!({"data": "é".repeat(4097)});
     assert_problem(
-        send(&app, Method::POST, &path, Some(json!({"type": "t"}))).await,
-        400,
-        "invalid_request",
+        send(&app, Method::POST, &path, Some(wide)).await,
+        413,
+        "signal_too_large",
     )
     .await;
     // 8 kB exactly is allowed; Vonage's 503 is not retried: a signal is not idempotent.
@@ -377,6 +388,65 @@ async fn signals_too_large_are_refused_before_sending_and_writes_are_not_retried
     )
     .await;
     server.verify().await;
+}
+
+/// The value of `vonage_retries_total{operation}` in the process's recorder.
+async fn retries(app: &TestApp, operation: &str) -> f64 {
+    let text = send(app, Method::GET, "/metrics", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let series = format!("vonage_retries_total{{operation=\"{operation}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} missing from:\n{text}"))
+}
+
+#[tokio::test]
+async fn writes_are_retried_only_when_the_connection_to_vonage_was_never_made() {
+    // A Vonage that takes each request and hangs up without answering: a write may have
+    // arrived, so it is sent once; a read is safe to send again.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hangup = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut head = [0; 1024];
+            let _ = socket.read(&mut head).await;
+        }
+    });
+    let app = TestApp::spawn_against(Kind::Legacy, &hangup, MODERATORS).await;
+    let accepted_now = || accepted.load(std::sync::atomic::Ordering::SeqCst);
+    let signal = json!({"data": "once"});
+    let path = format!("/sessions/{SESSION_ID}/signal");
+    let response = send(&app, Method::POST, &path, Some(signal)).await;
+    assert!(response.status().is_server_error(), "{}", response.status());
+    assert_eq!(
+        accepted_now(),
+        1,
+        "a write that may have arrived is not resent"
+    );
+    let path = format!("/sessions/{SESSION_ID}/streams");
+    let response = send(&app, Method::GET, &path, None).await;
+    assert!(response.status().is_server_error(), "{}", response.status());
+    assert!(accepted_now() > 2, "a read is retried: {}", accepted_now());
+
+    // A port nobody listens on: the connection is never made, so the write is tried again.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let app = TestApp::spawn_against(Kind::Legacy, &refused, MODERATORS).await;
+    let before = retries(&app, "force_disconnect").await;
+    let path = format!("/sessions/{SESSION_ID}/connections/{CONNECTION}");
+    let response = send(&app, Method::DELETE, &path, None).await;
+    assert!(response.status().is_server_error(), "{}", response.status());
+    assert!(retries(&app, "force_disconnect").await > before);
 }
 
 #[tokio::test]
@@ -584,8 +654,10 @@ async fn a_ban_on_one_replica_keeps_the_participant_out_on_another_sharing_redis
     assert_eq!(bans["items"][0]["sub"], "mallory");
 }
 
+/// With `auth.mode = "anonymous"` nobody has an identity, so `ban=true` records nothing; and
+/// without presence tracking nothing is found by `sub`. Both are said in a 200, not refused.
 #[tokio::test]
-async fn anonymous_callers_cannot_be_banned_by_identity() {
+async fn anonymous_mode_bans_nobody_and_untracked_presence_disconnects_nobody() {
     let upstream = spawn_emulator().await;
     let app = TestApp::spawn_against(Kind::Legacy, &upstream, MODERATORS).await;
     assert_eq!(
@@ -594,18 +666,26 @@ async fn anonymous_callers_cannot_be_banned_by_identity() {
             .status(),
         201
     );
-    let response = send(
-        &app,
-        Method::DELETE,
+    for path in [
         "/rooms/lobby/participants/someone?ban=true",
-        None,
-    )
-    .await;
-    let problem = assert_problem(response, 400, "invalid_request").await;
-    assert!(
-        problem["detail"].as_str().unwrap().contains("jwt"),
-        "{problem}"
-    );
+        "/rooms/lobby/participants/someone",
+    ] {
+        let response = send(&app, Method::DELETE, path, None).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let removed: Value = response.json().await.unwrap();
+        assert_eq!(
+            removed,
+            json!({"sub": "someone", "disconnectedConnectionIds": [],
+                   "presenceTracked": false, "banned": false}),
+            "{path}"
+        );
+    }
+    let bans: Value = send(&app, Method::GET, "/rooms/lobby/bans", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bans, json!({"items": []}));
     let room: Value = app
         .client
         .get(format!("{}/rooms/lobby", app.url))
@@ -771,6 +851,22 @@ async fn a_moderator_removes_a_connection_and_a_joiner_cannot_in_both_credential
         assert_eq!(streams["items"][0]["id"], clients[1].1.as_str());
         assert_eq!(streams["items"][0]["videoType"], "camera");
         assert_eq!(streams["items"][0]["name"], "client 1");
+
+        // Counted per action and outcome. The recorder is the process's, shared by every
+        // test, so only series this test certainly produced are looked for.
+        let metrics = send(&moderator, Method::GET, "/metrics", None).await;
+        let text = metrics.text().await.unwrap();
+        for series in [
+            r#"moderation_actions_total{action="remove_connection",outcome="ok"}"#,
+            r#"moderation_actions_total{action="remove_connection",outcome="forbidden"}"#,
+            r#"moderation_actions_total{action="remove_connection",outcome="connection_not_found"}"#,
+            r#"moderation_actions_total{action="list_streams",outcome="ok"}"#,
+            r#"vonage_calls_total{operation="force_disconnect",outcome="rejected"}"#,
+            r#"vonage_retries_total{operation="signal_all"}"#,
+            "moderation_banned_refusals_total",
+        ] {
+            assert!(text.contains(series), "{series} missing from:\n{text}");
+        }
     }
 }
 
