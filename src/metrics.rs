@@ -5,7 +5,8 @@
 //! `vonage_calls_total`, `vonage_call_duration_seconds`, `vonage_retries_total`,
 //! `vonage_breaker_state`, `tokens_issued_total`, `room_joins_total`,
 //! `room_claim_contention_total`, `room_store_errors_total`, `load_shed_total`,
-//! `rate_limited_total`, `build_info`, `log_lines_dropped_total` (counted by `telemetry`).
+//! `rate_limited_total`, `callbacks_received_total`, `callback_archive_restarts_total`,
+//! `build_info`, `log_lines_dropped_total` (counted by `telemetry`).
 
 use std::collections::HashMap;
 use std::sync::{OnceLock, PoisonError, RwLock};
@@ -109,7 +110,11 @@ fn register_zeroes() {
     for limit in ["in_flight", "vonage_calls"] {
         counter!("load_shed_total", "limit" => limit).increment(0);
     }
-    for budget in [crate::auth::Budget::Create, crate::auth::Budget::Join] {
+    for budget in [
+        crate::auth::Budget::Create,
+        crate::auth::Budget::Join,
+        crate::auth::Budget::Callbacks,
+    ] {
         counter!("rate_limited_total", "budget" => budget.as_str()).increment(0);
     }
     for role in ["publisher", "subscriber", "moderator", "publisheronly"] {
@@ -117,6 +122,15 @@ fn register_zeroes() {
     }
     for outcome in ["created", "joined", "failed"] {
         counter!("room_joins_total", "outcome" => outcome).increment(0);
+    }
+    for kind in ["session", "archive"] {
+        for outcome in ["applied", "ignored"] {
+            counter!("callbacks_received_total", "kind" => kind, "event" => "other", "outcome" => outcome)
+                .increment(0);
+        }
+    }
+    for outcome in ["restarted", "failed"] {
+        counter!("callback_archive_restarts_total", "outcome" => outcome).increment(0);
     }
     metrics::gauge!("vonage_breaker_state").increment(0.0);
 }
@@ -177,6 +191,14 @@ fn describe() {
         "Requests refused with 503 because a concurrency limit was reached, by limit"
     );
     describe_counter!("rate_limited_total", "Requests refused with 429, by budget");
+    describe_counter!(
+        "callbacks_received_total",
+        "Vonage callbacks received, by kind, event and outcome (applied, ignored, or the refusal reason)"
+    );
+    describe_counter!(
+        "callback_archive_restarts_total",
+        "Archives restarted after a serverRotation, by outcome"
+    );
     describe_counter!(
         "log_lines_dropped_total",
         "Log lines dropped because the log consumer (stderr) did not keep up"
