@@ -6,6 +6,7 @@
 //! `vonage_breaker_state`, `tokens_issued_total`, `room_joins_total`,
 //! `room_claim_contention_total`, `room_store_errors_total`, `load_shed_total`,
 //! `rate_limited_total`, `moderation_actions_total`, `moderation_banned_refusals_total`,
+//! `callbacks_received_total`, `callback_archive_restarts_total`,
 //! `build_info`, `log_lines_dropped_total` (counted by `telemetry`).
 
 use std::collections::HashMap;
@@ -110,7 +111,11 @@ fn register_zeroes() {
     for limit in ["in_flight", "vonage_calls"] {
         counter!("load_shed_total", "limit" => limit).increment(0);
     }
-    for budget in [crate::auth::Budget::Create, crate::auth::Budget::Join] {
+    for budget in [
+        crate::auth::Budget::Create,
+        crate::auth::Budget::Join,
+        crate::auth::Budget::Callbacks,
+    ] {
         counter!("rate_limited_total", "budget" => budget.as_str()).increment(0);
     }
     for role in ["publisher", "subscriber", "moderator", "publisheronly"] {
@@ -123,6 +128,15 @@ fn register_zeroes() {
         counter!("moderation_actions_total", "action" => action, "outcome" => "ok").increment(0);
     }
     counter!("moderation_banned_refusals_total").increment(0);
+    for kind in ["session", "archive"] {
+        for outcome in ["applied", "ignored"] {
+            counter!("callbacks_received_total", "kind" => kind, "event" => "other", "outcome" => outcome)
+                .increment(0);
+        }
+    }
+    for outcome in ["restarted", "failed"] {
+        counter!("callback_archive_restarts_total", "outcome" => outcome).increment(0);
+    }
     metrics::gauge!("vonage_breaker_state").increment(0.0);
 }
 
@@ -213,6 +227,14 @@ fn describe() {
     describe_counter!(
         "moderation_banned_refusals_total",
         "Joins and token requests refused with 403 banned"
+    );
+    describe_counter!(
+        "callbacks_received_total",
+        "Vonage callbacks received, by kind, event and outcome (applied, ignored, or the refusal reason)"
+    );
+    describe_counter!(
+        "callback_archive_restarts_total",
+        "Archives restarted after a serverRotation, by outcome"
     );
     describe_counter!(
         "log_lines_dropped_total",
