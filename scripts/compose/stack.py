@@ -56,6 +56,16 @@ BUILDAH = ["buildah", "--storage-driver", "vfs"]
 HOST_BINARY = os.environ.get("COMPOSE_TEST_HOST_BINARY")
 
 
+# Keys of the compose file this script does not apply, with the reason (printed every run).
+NOT_REPRODUCED = {
+    "ports": "no engine maps a host port: the test reaches the proxy's target port at its address",
+    "read_only": "buildah run has no read-only root; scripts/container-test checks the service writes nothing to it",
+    "security_opt": "no-new-privileges is not applied (buildah run --isolation chroot has no such option)",
+    "restart": "nothing restarts a service that exits; the test restarts what it stops itself",
+    "stop_grace_period": "the test waits up to 40 s after SIGTERM (longer than every grace period in the file)",
+}
+
+
 def step(text):
     print(f"\n==> {text}", flush=True)
 
@@ -331,6 +341,8 @@ class Instance:
             env = []
             for key, value in self.environment().items():
                 env += ["-e", f"{key}={value}"]
+            for capability in self.spec.get("cap_drop") or []:
+                env += ["--cap-drop", capability]
             # Service names resolve through /etc/netns/NS/hosts, which `ip netns exec` mounts over
             # /etc/hosts (Debian's buildah 1.28 has no `run --add-host`).
             hosts = []
@@ -537,6 +549,12 @@ def main():
         target = int(published[0]["target"] if isinstance(published[0], dict) else str(published[0]).split(":")[-1])
         base = f"http://{proxy.address}:{target}"
         note(f"the proxy's published port {target} is reached at {base} (the host port mapping itself is the engine's)")
+
+        step("what of the compose file is not reproduced here, and why")
+        for key, why in NOT_REPRODUCED.items():
+            users = sorted(name for name, spec in config["services"].items() if spec.get(key))
+            if users:
+                note(f"{key} ({', '.join(users)}): {why}")
 
         step("up: every service in depends_on order, each waiting for its dependencies' healthchecks")
         stack.up()
