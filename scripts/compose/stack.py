@@ -396,21 +396,37 @@ class Instance:
         fail(f"{self.name} did not become healthy in time (log: {self.log.name})")
 
     def main_pid(self):
-        """The service process itself (under ip netns exec / buildah run)."""
-        argv0 = self.host_binary(self.command_line())[0] if self.kind() == "project" and HOST_BINARY else self.command_line()[0]
-        todo = [self.process.pid]
+        """The service process itself. For the project's image it runs under buildah (a Go
+        program, whose children are forked from any of its threads, so /proc/PID/task/PID/children
+        misses some): every process's parent is read from /proc instead, and the deepest
+        descendant running the command's binary is the service. Never buildah itself: a SIGTERM
+        to `buildah run` kills the container at once, with no drain."""
+        if self.kind() != "project":
+            return self.process.pid  # ip netns exec execs the service itself
+        argv0 = os.path.basename(self.host_binary(self.command_line())[0] if HOST_BINARY else self.command_line()[0])
+        children = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/status") as status:
+                    ppid = next(int(line.split()[1]) for line in status if line.startswith("PPid:"))
+            except (OSError, StopIteration, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+        found, todo = None, [(self.process.pid, 0)]
         while todo:
-            pid = todo.pop(0)
+            pid, depth = todo.pop()
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    cmdline = f.read().split(b"\0")
-                children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+                    command = f.read().split(b"\0")[0].decode(errors="replace")
             except OSError:
-                continue
-            if cmdline and cmdline[0].decode(errors="replace").endswith(os.path.basename(argv0)) and pid != self.process.pid:
-                return pid
-            todo += [int(c) for c in children]
-        return self.process.pid
+                command = ""
+            if pid != self.process.pid and os.path.basename(command) == argv0 and (found is None or depth > found[1]):
+                found = (pid, depth)
+            todo += [(child, depth + 1) for child in children.get(pid, [])]
+        found or fail(f"{self.name}: no process running {argv0} under pid {self.process.pid}")
+        return found[0]
 
     def stop(self, sig=signal.SIGTERM, timeout=40):
         if self.process is None or self.process.poll() is not None:
@@ -669,6 +685,8 @@ def main():
         stop.set()
         for thread in threads:
             thread.join()
+        with open(victim.log.name, errors="replace") as log:
+            "shutting down: draining" in log.read() or fail(f"{victim.name} did not log its drain: the SIGTERM missed the service")
         if errors:
             fail(f"{len(errors)} of {answered[0] + len(errors)} joins failed while {victim.name} drained: {errors[:3]}")
         code == 0 or fail(f"{victim.name} exited {code} after SIGTERM, not 0")
