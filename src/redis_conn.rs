@@ -1,12 +1,13 @@
-//! One Redis connection for everything that uses Redis (the room store, the shared rate limits),
-//! whatever the deployment: one server (`rooms.redis_url`), a master found through Redis
-//! Sentinel (`rooms.redis_sentinels` + `rooms.redis_sentinel_master`), or a Redis Cluster
-//! (`rooms.redis_cluster_urls`). See docs/scale-out.md.
+//! One Redis connection for everything that uses Redis (the room store, the shared rate limits,
+//! the moderation state), whatever the deployment: one server (`rooms.redis_url`), a master
+//! found through Redis Sentinel (`rooms.redis_sentinels` + `rooms.redis_sentinel_master`), or a
+//! Redis Cluster (`rooms.redis_cluster_urls`). See docs/scale-out.md.
 //!
-//! Every key a script touches carries the same hash tag (`{…}`), so each script stays in one
-//! cluster slot. Connections are made lazily: a dead Redis at start-up makes `/readyz` 503, not
-//! a crash. A Sentinel connection asks the sentinels for the master again after a connection
-//! error or a `READONLY` reply, so a failover is followed without a restart.
+//! Every script and command touches one key, so each stays in one cluster slot (room and
+//! rate-limit keys are hash-tagged, `{…}`, so later per-room keys can share a room's slot).
+//! Connections are made lazily: a dead Redis at start-up makes `/readyz` 503, not a crash. A
+//! Sentinel connection asks the sentinels for the master again after a connection error or a
+//! `READONLY` reply, so a failover is followed without a restart.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

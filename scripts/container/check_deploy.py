@@ -17,6 +17,7 @@ Needs PyYAML (kubernetes-validate, which the script installs, brings it).
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import json
 import re
 import shlex
@@ -314,6 +315,35 @@ def cmd_compose(repo: Path, base_file: Path, emulator_file: Path) -> int:
     check("app" in (proxy.get("depends_on") or {}), "proxy waits for the replicas")
     mounted = [str(v.get("source") if isinstance(v, dict) else v).split(":")[0] for v in proxy.get("volumes", [])]
     check(any(Path(m).name == "haproxy.cfg" for m in mounted), "proxy mounts deploy/compose/haproxy.cfg")
+    # The replicas believe X-Forwarded-For from the proxy's fixed address only.
+    haproxy_cfg = (repo / "deploy/compose/haproxy.cfg").read_text()
+    directives = {line.split("#")[0].strip() for line in haproxy_cfg.splitlines()}
+    check("option forwardfor" in directives, "haproxy.cfg appends the caller's address (option forwardfor)")
+    check(
+        "option redispatch 1" in directives and any(d.startswith("retries ") for d in directives),
+        "haproxy.cfg retries a refused connection on another replica (retries, option redispatch 1)",
+    )
+    networks = proxy.get("networks") or {}
+    proxy_address = ((networks.get("default") or {}) if isinstance(networks, dict) else {}).get("ipv4_address")
+    try:
+        trusted = json.loads(env.get("VONAGE_SESSIONS__AUTH__TRUSTED_PROXIES", "[]"))
+    except ValueError:
+        trusted = None
+    check(
+        bool(proxy_address) and trusted == [proxy_address],
+        "app trusts X-Forwarded-For from the proxy's fixed address alone",
+        f"proxy ipv4_address {proxy_address}, app auth.trusted_proxies {trusted}",
+    )
+    pools = ((yaml.safe_load(base_file.read_text()).get("networks") or {}).get("default") or {}).get("ipam", {}).get("config") or [{}]
+    if proxy_address and pools[0].get("subnet") and pools[0].get("ip_range"):
+        address = ipaddress.ip_address(proxy_address)
+        check(
+            address in ipaddress.ip_network(pools[0]["subnet"]) and address not in ipaddress.ip_network(pools[0]["ip_range"]),
+            "the proxy's address is in the network's subnet, outside the ip_range other containers get addresses from",
+            f"{proxy_address}, {pools[0]}",
+        )
+    else:
+        check(False, "the default network has an ipam subnet and ip_range", str(pools))
 
     emulator = with_emulator.get("emulator")
     if check(emulator is not None, "the emulator file adds an emulator service"):

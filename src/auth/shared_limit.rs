@@ -20,8 +20,10 @@ use redis::Script;
 use super::rate_limit::{Budget, CallerKey};
 use crate::redis_conn::{RedisConnection, redis_reason};
 
-/// `KEYS[1]` the caller's key; `ARGV`: emission interval µs, burst capacity µs (interval × burst).
-/// Answers `{1, 0}` (allowed) or `{0, µs until one more call passes}`.
+/// `KEYS[1]` the caller's key; `ARGV`: emission interval µs (at least 1), burst capacity µs
+/// (interval × burst). Answers `{1, 0}` (allowed) or `{0, µs until one more call passes}`. The
+/// key's `PX` is at least 1 ms: Redis refuses `PX 0`, which made every decision an error (and
+/// a fallback) when the interval rounded to 0 µs.
 const GCRA: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -36,7 +38,7 @@ local wait = next_tat - now - capacity
 if wait > 0 then
   return {0, wait}
 end
-redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.ceil((next_tat - now) / 1000))
+redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.max(1, math.ceil((next_tat - now) / 1000)))
 return {1, 0}
 ";
 
@@ -93,7 +95,9 @@ impl SharedLimiter {
         if self.degraded.load(Ordering::Acquire) && !self.may_retry() {
             return None;
         }
-        let interval_us = 60_000_000 / u64::from(per_minute.max(1));
+        // Above 60,000,000 a minute the interval would round to 0 µs: 1 µs is the finest the
+        // script keeps, a million calls a second per caller.
+        let interval_us = (60_000_000 / u64::from(per_minute.max(1))).max(1);
         let mut invocation = self.script.key(self.key(key, budget));
         invocation
             .arg(interval_us)

@@ -165,6 +165,46 @@ async fn without_redis_each_replica_falls_back_to_its_local_budget_and_returns_t
     );
 }
 
+/// Budgets above 60,000,000 a minute (an interval under 1 µs, as the benchmark sets them to get
+/// the limits out of the way) are still decided in Redis: no script error, no fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn budgets_too_fine_for_microseconds_are_still_decided_in_redis() {
+    let redis = RedisServer::start();
+    let overrides = format!(
+        "{}[rate_limits]\nenabled = true\ncreate_per_minute = 1000000000\ncreate_burst = 1000000000\n\
+         [auth]\ntrusted_proxies = [\"127.0.0.1\"]\n",
+        redis.rooms_config()
+    );
+    let apps = replicas(1, &overrides).await;
+    for _ in 0..5 {
+        assert_eq!(create_as(&apps[0], "192.0.2.77").await, 201);
+    }
+    let metrics = apps[0]
+        .client
+        .get(format!("{}/metrics", apps[0].url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let fallbacks = metrics
+        .lines()
+        .find(|line| line.starts_with("rate_limit_store_fallback_total"))
+        .and_then(|line| line.split_whitespace().last())
+        .unwrap_or("missing");
+    assert_eq!(
+        fallbacks, "0",
+        "every decision was made in Redis:\n{metrics}"
+    );
+    let degraded = metrics
+        .lines()
+        .find(|line| line.starts_with("rate_limit_store_degraded"))
+        .and_then(|line| line.split_whitespace().last())
+        .unwrap_or("missing");
+    assert_eq!(degraded, "0", "{metrics}");
+}
+
 async fn join(app: &TestApp, room: &str) -> (u16, Value) {
     let response = app
         .client
