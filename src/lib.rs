@@ -20,3 +20,4 @@ pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod video;
+pub mod vocab;

@@ -14,6 +14,7 @@
 pub mod client_ip;
 pub mod jwks;
 pub mod jwt;
+mod keys;
 mod policy;
 pub mod rate_limit;
 mod scope;

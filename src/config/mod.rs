@@ -11,6 +11,9 @@ use figment::providers::{Env, Format as _, Toml};
 use serde::Deserialize;
 use url::Url;
 
+mod keys;
+mod net;
+mod origin;
 mod report;
 mod secrets;
 mod sections;
@@ -18,6 +21,10 @@ mod sections;
 mod tests;
 mod validate;
 
+pub use keys::{KeyType, key_type_of, parse_public_key_pem};
+pub use net::IpNet;
+pub(crate) use net::canonical;
+pub use origin::check_origin;
 pub use report::{REDACTED, Report, set_by_user};
 pub use secrets::{EmulatorSecrets, emulator_secrets};
 use secrets::{credentials_from_env, secret_var};

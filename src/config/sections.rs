@@ -6,8 +6,7 @@ use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::auth::Scope;
-use crate::video::{LegacyTokenFormat, Role};
+use crate::vocab::{LegacyTokenFormat, Role, Scope};
 
 /// `[server]`
 #[derive(Debug, Clone, Deserialize)]

@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 
 use url::Url;
 
-use super::{AuthMode, Config, ConfigError, RoomStoreKind, invalid};
+use super::{
+    AuthMode, Config, ConfigError, KeyType, RoomStoreKind, check_origin, invalid, key_type_of,
+    parse_public_key_pem,
+};
 use crate::auth::client_ip;
-use crate::auth::jwt::{KeyType, key_type_of, parse_public_key_pem};
-use crate::front::cors;
 
 impl Config {
     pub(super) fn validate_limits(&self) -> Result<(), ConfigError> {
@@ -133,7 +134,7 @@ impl Config {
             }
         } else {
             for origin in origins {
-                cors::check_origin(origin).map_err(|m| invalid("cors.allowed_origins", m))?;
+                check_origin(origin).map_err(|m| invalid("cors.allowed_origins", m))?;
             }
         }
         Ok(())

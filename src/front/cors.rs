@@ -60,27 +60,6 @@ impl Origins {
 #[derive(Debug, Clone, Default)]
 pub struct CorsPolicy(Option<Arc<(Origins, CorsLayer)>>);
 
-/// Checks one `cors.allowed_origins` entry; the message explains what is wrong.
-pub fn check_origin(entry: &str) -> Result<(), String> {
-    let (candidate, any_port) = match entry.strip_suffix(":*") {
-        Some(head) => (head, true),
-        None => (entry, false),
-    };
-    let url = url::Url::parse(candidate).map_err(|_| format!("{entry:?} is not an origin"))?;
-    let canonical = url.origin().ascii_serialization();
-    let shape_ok = matches!(url.scheme(), "http" | "https")
-        && canonical == candidate
-        && !(any_port && url.port().is_some());
-    if shape_ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{entry:?} must be an origin exactly as browsers send it: scheme://host[:port] in lower case, \
-             no path or trailing slash (or scheme://host:* for any port)"
-        ))
-    }
-}
-
 impl CorsPolicy {
     /// The policy of a validated `[cors]` (no origins: every request passes untouched).
     pub fn new(config: &CorsConfig) -> Self {
@@ -177,6 +156,7 @@ impl CorsPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::check_origin;
 
     #[test]
     fn origins_must_be_exact() {
