@@ -86,9 +86,7 @@ impl FrontLayer {
             readiness,
             deadline: config.request_timeout(),
             per_ip: PerIp::new(config.server.max_in_flight_per_ip),
-            // Validated with the config (`auth.trusted_proxies`).
-            trusted_proxies: TrustedProxies::parse(&config.auth.trusted_proxies)
-                .unwrap_or_default(),
+            trusted_proxies: TrustedProxies::new(&config.auth),
             body_limit: config.server.body_limit_bytes,
             body_read_timeout: Duration::from_millis(config.server.body_read_timeout_ms),
         }))

@@ -9,20 +9,16 @@ use std::sync::Arc;
 use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 
-use crate::config::{IpNet, canonical};
+use crate::config::{AuthConfig, IpNet, canonical};
 
 /// The proxies whose `X-Forwarded-For` is believed.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(Arc<[IpNet]>);
 
 impl TrustedProxies {
-    /// Parses `auth.trusted_proxies`.
-    pub fn parse(entries: &[String]) -> Result<Self, String> {
-        let nets = entries
-            .iter()
-            .map(|entry| entry.parse())
-            .collect::<Result<Vec<IpNet>, _>>()?;
-        Ok(Self(nets.into()))
+    /// The proxies of a loaded `[auth]` (parsed by config validation).
+    pub fn new(auth: &AuthConfig) -> Self {
+        Self(auth.trusted_proxy_nets.clone())
     }
 
     /// True when `ip` is one of the trusted proxies.
@@ -88,7 +84,7 @@ mod tests {
     }
 
     fn trusted(entries: &[&str]) -> TrustedProxies {
-        TrustedProxies::parse(&entries.iter().map(|e| (*e).to_owned()).collect::<Vec<_>>()).unwrap()
+        TrustedProxies(entries.iter().map(|e| e.parse().unwrap()).collect())
     }
 
     #[test]

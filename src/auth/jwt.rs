@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::auth::jwks::JwksCache;
 use crate::auth::keys::{KeyRules, VerifyKey};
 use crate::auth::scope::Scopes;
-use crate::config::{AuthConfig, ConfigError, KeyType, parse_public_key_pem};
+use crate::config::{AuthConfig, ConfigError, KeyType};
 
 /// Tokens longer than this are refused unread.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -92,15 +92,15 @@ impl JwtVerifier {
                 JwksCache::new(auth, rules)
                     .map_err(|e| invalid("auth.jwks_url", &format!("HTTP client: {e}")))?,
             )
-        } else if let Some(pem) = &auth.public_key_pem {
-            let (key, kind) = parse_public_key_pem(pem.as_bytes())
-                .map_err(|message| invalid("auth.public_key_file", &message))?;
-            let key = rules.verify_key(key, kind, None).ok_or_else(|| {
-                invalid(
-                    "auth.public_key_file",
-                    "no algorithm is allowed for this key type (see auth.*_algorithms)",
-                )
-            })?;
+        } else if let Some(public) = &auth.public_key {
+            let key = rules
+                .verify_key(public.key.clone(), public.kind, None)
+                .ok_or_else(|| {
+                    invalid(
+                        "auth.public_key_file",
+                        "no algorithm is allowed for this key type (see auth.*_algorithms)",
+                    )
+                })?;
             KeySource::Static(Arc::new(key))
         } else if let Some(secret) = &auth.hs256_secret {
             let bytes = secrecy::ExposeSecret::expose_secret(secret).as_bytes();

@@ -83,12 +83,7 @@ impl AuthPolicy {
         {
             anonymous_roles.push(Role::Moderator);
         }
-        let trusted_proxies = TrustedProxies::parse(&auth.trusted_proxies).map_err(|message| {
-            ConfigError::Invalid {
-                key: "auth.trusted_proxies".into(),
-                message,
-            }
-        })?;
+        let trusted_proxies = TrustedProxies::new(auth);
         Ok(Self(Arc::new(Policy {
             mode,
             anonymous_scopes,

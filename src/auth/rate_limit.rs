@@ -248,6 +248,12 @@ async fn sweep(buckets: Weak<Buckets>) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_budget_names_are_the_metric_labels() {
+        let names = [Budget::Create, Budget::Join].map(Budget::as_str);
+        assert_eq!(names, crate::metrics::RATE_LIMIT_BUDGETS);
+    }
+
     fn config(create_per_minute: u32, create_burst: u32) -> RateLimitsConfig {
         RateLimitsConfig {
             enabled: true,

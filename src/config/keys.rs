@@ -3,6 +3,15 @@
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
+/// `auth.public_key_file`, read and parsed at load.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    /// The key.
+    pub key: DecodingKey,
+    /// Its type, which decides the algorithms it may verify.
+    pub kind: KeyType,
+}
+
 /// The key type, as far as algorithm pinning is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {

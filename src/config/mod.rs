@@ -4,6 +4,7 @@
 //! (PRODUCT §2), with `*_FILE` variants for container secrets. Unknown keys are errors.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
@@ -21,7 +22,7 @@ mod sections;
 mod tests;
 mod validate;
 
-pub use keys::{KeyType, key_type_of, parse_public_key_pem};
+pub use keys::{KeyType, PublicKey, key_type_of, parse_public_key_pem};
 pub use net::IpNet;
 pub(crate) use net::canonical;
 pub use origin::check_origin;
@@ -36,6 +37,10 @@ pub use sections::{
 
 /// The compiled-in defaults, so the binary runs from any directory.
 const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// The longest `video.rest_jwt_reuse_seconds` (`video::rest_jwt::MAX_REUSE_SECS`, which a
+/// test there keeps equal: `config` imports nothing from `video`).
+pub const REST_JWT_MAX_REUSE_SECONDS: u64 = 120;
 
 /// Vonage's hard cap on a client token's lifetime: 30 days.
 pub const TOKEN_TTL_HARD_CAP_SECONDS: u64 = 30 * 24 * 3600;
@@ -155,14 +160,18 @@ impl Config {
             })?;
             config.auth.public_key_pem = Some(pem);
         }
-        config.validate()?;
+        let (trusted_proxy_nets, public_key) = config.validate()?;
+        config.auth.trusted_proxy_nets = trusted_proxy_nets;
+        config.auth.public_key = public_key;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks everything and hands over what it parsed: the trusted proxy ranges and the
+    /// public key, so that nothing parses them again.
+    fn validate(&self) -> Result<(Arc<[IpNet]>, Option<PublicKey>), ConfigError> {
         self.validate_rooms()?;
         self.validate_limits()?;
-        self.validate_auth()?;
+        let parsed = self.validate_auth()?;
         if !(1..=1024 * 1024).contains(&self.server.body_limit_bytes) {
             return Err(invalid(
                 "server.body_limit_bytes",
@@ -199,7 +208,7 @@ impl Config {
                 "must be greater than 0",
             ));
         }
-        Ok(())
+        Ok(parsed)
     }
 
     /// The Video API base URL: `video.api_url`/`VIDEO_API_URL`, else the default for `kind`.

@@ -1,11 +1,13 @@
 //! The sections of `config/default.toml`, one struct each.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::{IpNet, PublicKey};
 use crate::vocab::{LegacyTokenFormat, Role, Scope};
 
 /// `[server]`
@@ -129,6 +131,12 @@ pub struct AuthConfig {
     /// Contents of `public_key_file`, read at load.
     #[serde(skip)]
     pub public_key_pem: Option<String>,
+    /// `public_key_file`'s key, parsed at load (`mode = "jwt"` only).
+    #[serde(skip)]
+    pub public_key: Option<PublicKey>,
+    /// `trusted_proxies`, parsed at load.
+    #[serde(skip)]
+    pub trusted_proxy_nets: Arc<[IpNet]>,
 }
 
 /// `[rate_limits]`

@@ -2,14 +2,14 @@
 //! settings that only make sense together.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use url::Url;
 
 use super::{
-    AuthMode, Config, ConfigError, KeyType, RoomStoreKind, check_origin, invalid, key_type_of,
-    parse_public_key_pem,
+    AuthMode, Config, ConfigError, IpNet, KeyType, PublicKey, RoomStoreKind, check_origin, invalid,
+    key_type_of, parse_public_key_pem,
 };
-use crate::auth::client_ip;
 
 impl Config {
     pub(super) fn validate_limits(&self) -> Result<(), ConfigError> {
@@ -59,7 +59,7 @@ impl Config {
                 return Err(invalid(key, "must be greater than 0"));
             }
         }
-        if self.video.rest_jwt_reuse_seconds > crate::video::rest_jwt::MAX_REUSE_SECS {
+        if self.video.rest_jwt_reuse_seconds > super::REST_JWT_MAX_REUSE_SECONDS {
             return Err(invalid(
                 "video.rest_jwt_reuse_seconds",
                 "must be at most 120: a reused JWT must stay well inside its 180 s lifetime",
@@ -80,8 +80,8 @@ impl Config {
         Ok(())
     }
 
-    /// `[auth]`, `[rate_limits]` and `[cors]`.
-    pub(super) fn validate_auth(&self) -> Result<(), ConfigError> {
+    /// `[auth]`, `[rate_limits]` and `[cors]`; hands over the parsed proxy ranges and key.
+    pub(super) fn validate_auth(&self) -> Result<(Arc<[IpNet]>, Option<PublicKey>), ConfigError> {
         let auth = &self.auth;
         for (key, algorithms, kind) in [
             ("auth.rsa_algorithms", &auth.rsa_algorithms, KeyType::Rsa),
@@ -96,14 +96,20 @@ impl Config {
                 ));
             }
         }
-        client_ip::TrustedProxies::parse(&auth.trusted_proxies)
+        let trusted_proxy_nets = auth
+            .trusted_proxies
+            .iter()
+            .map(|entry| entry.parse())
+            .collect::<Result<Vec<IpNet>, _>>()
             .map_err(|message| invalid("auth.trusted_proxies", message))?;
         if auth.leeway_seconds > 300 {
             return Err(invalid("auth.leeway_seconds", "must be at most 300"));
         }
-        if auth.mode == AuthMode::Jwt {
-            self.validate_jwt()?;
-        }
+        let public_key = if auth.mode == AuthMode::Jwt {
+            self.validate_jwt()?
+        } else {
+            None
+        };
         let limits = &self.rate_limits;
         for (key, value) in [
             ("rate_limits.create_per_minute", limits.create_per_minute),
@@ -137,10 +143,10 @@ impl Config {
                 check_origin(origin).map_err(|m| invalid("cors.allowed_origins", m))?;
             }
         }
-        Ok(())
+        Ok((trusted_proxy_nets.into(), public_key))
     }
 
-    pub(super) fn validate_jwt(&self) -> Result<(), ConfigError> {
+    pub(super) fn validate_jwt(&self) -> Result<Option<PublicKey>, ConfigError> {
         let auth = &self.auth;
         for (key, value) in [
             ("auth.issuer", &auth.issuer),
@@ -203,8 +209,9 @@ impl Config {
                 ));
             }
         }
+        let mut public_key = None;
         if let Some(pem) = &auth.public_key_pem {
-            let (_, kind) = parse_public_key_pem(pem.as_bytes())
+            let (parsed, kind) = parse_public_key_pem(pem.as_bytes())
                 .map_err(|m| invalid("auth.public_key_file", m))?;
             let (key, allowed) = match kind {
                 KeyType::Rsa => ("auth.rsa_algorithms", &auth.rsa_algorithms),
@@ -218,6 +225,7 @@ impl Config {
                     "must not be empty for the key in auth.public_key_file",
                 ));
             }
+            public_key = Some(PublicKey { key: parsed, kind });
         }
         if let Some(secret) = &auth.hs256_secret {
             if secrecy::ExposeSecret::expose_secret(secret).len() < 32 {
@@ -233,7 +241,7 @@ impl Config {
                 ));
             }
         }
-        Ok(())
+        Ok(public_key)
     }
 
     pub(super) fn validate_rooms(&self) -> Result<(), ConfigError> {
