@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
-use crate::auth::{RateLimited, Scope};
+use crate::auth::{AuthError, RateLimited, Refusal, Scope};
 use crate::rooms::RoomError;
 use crate::video::archives::ArchiveError;
 use crate::video::moderation::ModerationError;
@@ -330,6 +330,36 @@ pub struct Problem {
     /// The `x-request-id` of the request, for support.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Unauthenticated { invalid_token } => {
+                ApiError::Unauthenticated { invalid_token }
+            }
+            AuthError::RoleNotAllowed(role) => ApiError::RoleNotAllowed(role),
+            AuthError::InvalidRequest { field, message } => {
+                ApiError::InvalidRequest { field, message }
+            }
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::MissingScope(scope) => ApiError::Forbidden(scope),
+            Refusal::RateLimited(limited) => ApiError::RateLimited(limited),
+        }
+    }
+}
+
+/// The `Caller` extractor's rejection answers like every other error.
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
 }
 
 impl IntoResponse for ApiError {
