@@ -12,8 +12,7 @@ use secrecy::SecretString;
 use vonage_sessions::app::App;
 use vonage_sessions::auth::Scope;
 use vonage_sessions::config::{
-    AuthMode, Config, ConfigError, CredentialSecrets, LogFormat, Sources, emulator_secrets,
-    set_by_user,
+    AuthMode, Config, ConfigError, LogFormat, Sources, emulator_secrets, set_by_user,
 };
 use vonage_sessions::emulator::{
     ApplicationKey, Emulator, EmulatorCredentials, Faults, LegacyProject,
@@ -24,37 +23,6 @@ use vonage_sessions::video::{Credentials, Role};
 use crate::output;
 
 use crate::example_page::ExamplePage;
-
-/// Parses the credentials `serve` was configured with.
-pub(crate) fn credentials_from(config: &Config) -> anyhow::Result<Credentials> {
-    let secrets = config.credentials.as_ref().ok_or_else(|| ConfigError::Invalid {
-        key: "VONAGE_APPLICATION_ID".into(),
-        message: "no Vonage credentials: set VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY (or _FILE) for a \
-                  Vonage application, or OPENTOK_API_KEY and OPENTOK_API_SECRET (or _FILE) for a legacy project"
-            .into(),
-    })?;
-    let parsed = match secrets {
-        CredentialSecrets::Application {
-            application_id,
-            private_key,
-        } => Credentials::application(application_id, private_key),
-        CredentialSecrets::Legacy {
-            api_key,
-            api_secret,
-        } => Credentials::legacy(api_key, api_secret),
-    };
-    parsed.map_err(|error| {
-        let key = match secrets {
-            CredentialSecrets::Application { .. } => "VONAGE_PRIVATE_KEY",
-            CredentialSecrets::Legacy { .. } => "OPENTOK_API_KEY",
-        };
-        ConfigError::Invalid {
-            key: key.into(),
-            message: error.to_string(),
-        }
-        .into()
-    })
-}
 
 /// The emulator's credentials from env, deriving the application's public key from its private
 /// key unless `public_key` names a PEM file.

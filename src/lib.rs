@@ -11,6 +11,7 @@ pub mod config;
 pub mod emulator;
 pub mod error;
 pub mod front;
+pub mod load;
 pub mod metrics;
 pub mod moderation;
 pub mod redis_conn;

@@ -9,10 +9,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use vonage_sessions::app::App;
-use vonage_sessions::config::{
-    AuthMode, Config, ConfigError, LogFormat, REDACTED, Report, Sources,
-};
+use vonage_sessions::config::{Config, ConfigError, LogFormat, REDACTED, Sources};
 use vonage_sessions::emulator::{Emulator, Faults};
+use vonage_sessions::load::load_for_serve;
 use vonage_sessions::telemetry;
 use vonage_sessions::video::Credentials;
 
@@ -146,54 +145,6 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    }
-}
-
-/// Loads the config and credentials exactly as `serve` needs them, reporting every problem
-/// at once (each naming its key) rather than the first.
-fn load_for_serve(
-    sources: &Sources<'_>,
-    listen: Option<SocketAddr>,
-) -> anyhow::Result<(Config, Credentials, Report)> {
-    let mut report = Config::load_reporting(sources);
-    let mut problems = std::mem::take(&mut report.problems);
-    let mut credentials = None;
-    if let Some(config) = &mut report.config {
-        if let Some(listen) = listen {
-            config.server.listen = listen;
-        }
-        if config.auth.mode == AuthMode::Unset {
-            problems.push(ConfigError::Invalid {
-                key: "auth.mode".into(),
-                message:
-                    "choose who may call: set auth.mode (e.g. VONAGE_SESSIONS__AUTH__MODE=anonymous); \
-                     `vonage-sessions dev` picks anonymous for you"
-                        .into(),
-            });
-        }
-        // A credential variable already reported is not reported again as missing.
-        let credential_reported = problems.iter().any(|p| {
-            let key = p.key();
-            key.starts_with("VONAGE_APPLICATION_ID")
-                || key.starts_with("VONAGE_PRIVATE_KEY")
-                || key.starts_with("OPENTOK_API_")
-        });
-        if !credential_reported {
-            match commands::credentials_from(config) {
-                Ok(parsed) => credentials = Some(parsed),
-                Err(error) => match error.downcast::<ConfigError>() {
-                    Ok(problem) => problems.push(problem),
-                    Err(other) => return Err(other),
-                },
-            }
-        }
-    }
-    if let Some(error) = ConfigError::from_problems(problems) {
-        return Err(error.into());
-    }
-    match (report.config.clone(), credentials) {
-        (Some(config), Some(credentials)) => Ok((config, credentials, report)),
-        _ => Err(anyhow::anyhow!("the configuration could not be loaded")),
     }
 }
 
