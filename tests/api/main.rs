@@ -14,6 +14,7 @@ mod health;
 mod helpers;
 mod logging;
 mod moderation;
+mod module_graph;
 mod openapi;
 mod process;
 mod redis_topologies;
