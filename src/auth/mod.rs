@@ -11,6 +11,7 @@
 //!
 //! Which browser origins may call is `front::cors`.
 
+mod budget;
 pub mod client_ip;
 pub mod jwks;
 pub mod jwt;
