@@ -23,7 +23,7 @@ use crate::video::moderation::ModerationError;
 use crate::video::{Role, VideoError};
 
 /// Result of a handler.
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +128,7 @@ pub enum ApiError {
 /// `server.body_limit_bytes`, put on every request (`app::middleware_stack`) so that a 413 can
 /// name the limit.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub(crate) struct BodyLimit(pub usize);
 
 fn too_large(limit: Option<usize>) -> String {
     match limit {
@@ -315,7 +315,7 @@ impl From<RoomError> for ApiError {
 /// The problem document (RFC 9457) with our `code` and `requestId` extensions.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Problem {
+pub(crate) struct Problem {
     /// A URI naming the problem kind: `urn:vonage-sessions:problem:<code>`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -536,7 +536,7 @@ fn is_json(value: &HeaderValue) -> bool {
 }
 
 /// Parses JSON, telling syntax errors (`invalid_json`) from data errors (`invalid_request`).
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     // Syntax first, so a truncated body is `invalid_json` even if a bad field came before the cut.
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
         .map_err(|e| ApiError::InvalidJson(e.to_string()))?;

@@ -20,7 +20,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder (once per process) and returns the handle that renders it.
-pub fn install() -> PrometheusHandle {
+pub(crate) fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
@@ -45,7 +45,7 @@ pub fn install() -> PrometheusHandle {
 /// The handles of one metric family whose label values are `&'static str`s, looked up in the
 /// recorder once per set of values rather than on every event (a `counter!` with labels builds,
 /// hashes and compares its key in the recorder each time). For families on the hot path.
-pub struct Cached<const N: usize, H> {
+pub(crate) struct Cached<const N: usize, H> {
     make: fn([&'static str; N]) -> H,
     handles: RwLock<HashMap<[&'static str; N], H>>,
 }
@@ -53,7 +53,7 @@ pub struct Cached<const N: usize, H> {
 impl<const N: usize, H: Clone> Cached<N, H> {
     /// `make` registers the series of one set of label values. The recorder is installed first,
     /// so no handle taken here is a no-op one.
-    pub fn new(make: fn([&'static str; N]) -> H) -> Self {
+    pub(crate) fn new(make: fn([&'static str; N]) -> H) -> Self {
         install();
         Self {
             make,
@@ -62,7 +62,7 @@ impl<const N: usize, H: Clone> Cached<N, H> {
     }
 
     /// The handles for these label values.
-    pub fn get(&self, values: [&'static str; N]) -> H {
+    pub(crate) fn get(&self, values: [&'static str; N]) -> H {
         let known = self
             .handles
             .read()
@@ -84,7 +84,7 @@ impl<const N: usize, H: Clone> Cached<N, H> {
 /// every sample until `/metrics` is scraped, so an unscraped service grows without bound; and
 /// what it holds between drains (8 bytes per sample and histogram, two histograms per
 /// `POST /sessions`) is part of the peak RSS: at 7.7k req/s a 5 s period held 1.4 MB more.
-pub fn spawn_upkeep(handle: PrometheusHandle) {
+pub(crate) fn spawn_upkeep(handle: PrometheusHandle) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -123,10 +123,10 @@ fn register_zeroes() {
 
 /// The `budget` label values of `rate_limited_total`: `auth::Budget::as_str` of each budget
 /// (a test in `auth::rate_limit` keeps the two equal; `metrics` imports nothing above it).
-pub const RATE_LIMIT_BUDGETS: [&str; 2] = ["create", "join"];
+pub(crate) const RATE_LIMIT_BUDGETS: [&str; 2] = ["create", "join"];
 
 /// The `operation` label values of Vonage calls (`video::client` and `video::archives`).
-pub const VONAGE_OPERATIONS: [&str; 5] = [
+pub(crate) const VONAGE_OPERATIONS: [&str; 5] = [
     "create_session",
     "start_archive",
     "stop_archive",

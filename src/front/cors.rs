@@ -58,11 +58,11 @@ impl Origins {
 
 /// The CORS policy of `[cors]`, applied by `front`.
 #[derive(Debug, Clone, Default)]
-pub struct CorsPolicy(Option<Arc<(Origins, CorsLayer)>>);
+pub(crate) struct CorsPolicy(Option<Arc<(Origins, CorsLayer)>>);
 
 impl CorsPolicy {
     /// The policy of a validated `[cors]` (no origins: every request passes untouched).
-    pub fn new(config: &CorsConfig) -> Self {
+    pub(crate) fn new(config: &CorsConfig) -> Self {
         if config.allowed_origins.is_empty() {
             return Self(None);
         }
@@ -120,7 +120,7 @@ impl CorsPolicy {
 impl CorsPolicy {
     /// The CORS layer for `request` when it comes from an allowed origin; `None` (the request
     /// bypasses CORS) without `Origin`, from any other origin, and for probes and `/metrics`.
-    pub fn layer_for(&self, request: &Request) -> Option<&CorsLayer> {
+    pub(crate) fn layer_for(&self, request: &Request) -> Option<&CorsLayer> {
         let (origins, layer) = self.0.as_deref()?;
         let origin = request.headers().get(header::ORIGIN)?;
         (origins.allows(origin) && !is_outside_cors(request.uri().path())).then_some(layer)
@@ -128,7 +128,7 @@ impl CorsPolicy {
 
     /// For a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) that
     /// [`CorsPolicy::layer_for`] does not answer: why it is refused, for the log line.
-    pub fn refused_preflight(&self, request: &Request) -> Option<&'static str> {
+    pub(crate) fn refused_preflight(&self, request: &Request) -> Option<&'static str> {
         let headers = request.headers();
         if request.method() != Method::OPTIONS
             || !headers.contains_key(header::ORIGIN)
