@@ -134,11 +134,6 @@ impl Caller {
     pub fn scopes(&self) -> Scopes {
         self.scopes
     }
-
-    /// The caller's rate-limit key: `sub`, else the client IP.
-    pub fn key(&self) -> &CallerKey {
-        &self.key
-    }
 }
 
 /// Why an authenticated caller may not do something.

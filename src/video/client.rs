@@ -176,11 +176,6 @@ impl VideoClient {
         result
     }
 
-    /// The credentials this client signs with.
-    pub fn credentials(&self) -> &Arc<Credentials> {
-        &self.credentials
-    }
-
     /// Creates a session: `POST /session/create` with a form body
     /// (<https://tokbox.com/developer/rest/#session_id_production>). Returns the session ID.
     #[tracing::instrument(name = "vonage.create_session", skip_all, fields(vonage.session_id))]
