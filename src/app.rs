@@ -295,10 +295,7 @@ fn serve_settings(config: &Config) -> anyhow::Result<ServeSettings> {
         header_read_timeout: Duration::from_millis(server.header_read_timeout_ms),
         shutdown_timeout: Duration::from_millis(server.shutdown_timeout_ms),
         max_connections_per_ip: server.max_connections_per_ip,
-        trusted_proxies: crate::auth::client_ip::TrustedProxies::parse(
-            &config.auth.trusted_proxies,
-        )
-        .map_err(|message| anyhow::anyhow!("auth.trusted_proxies: {message}"))?,
+        trusted_proxies: crate::auth::client_ip::TrustedProxies::new(&config.auth),
         http2: server.http2,
         http2_max_concurrent_streams: server.http2_max_concurrent_streams,
         http2_idle_timeout: Duration::from_millis(server.http2_idle_timeout_ms),

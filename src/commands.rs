@@ -1,8 +1,10 @@
-//! The bodies of the binary's commands that need more than a few lines: `dev`, building
-//! credentials for `serve` and the emulator, and the shutdown signal.
+//! The bodies of the binary's commands: `serve`, `dev`, `emulator`, `healthcheck`,
+//! `check-config`, the emulator's credentials and the shutdown signal.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use aws_lc_rs::rsa::KeySize;
@@ -12,49 +14,19 @@ use secrecy::SecretString;
 use vonage_sessions::app::App;
 use vonage_sessions::auth::Scope;
 use vonage_sessions::config::{
-    AuthMode, Config, ConfigError, CredentialSecrets, LogFormat, Sources, emulator_secrets,
-    set_by_user,
+    AuthMode, Config, ConfigError, LogFormat, REDACTED, Sources, emulator_secrets, set_by_user,
 };
 use vonage_sessions::emulator::{
     ApplicationKey, CallbackSettings, Emulator, EmulatorCredentials, Faults, LegacyProject,
 };
+use vonage_sessions::load::load_for_serve;
 use vonage_sessions::telemetry;
 use vonage_sessions::video::{Credentials, Role};
 
 use crate::output;
+use crate::{EXIT_CONFIG, EmulatorArgs, HealthcheckArgs, ListenArgs};
 
 use crate::example_page::ExamplePage;
-
-/// Parses the credentials `serve` was configured with.
-pub(crate) fn credentials_from(config: &Config) -> anyhow::Result<Credentials> {
-    let secrets = config.credentials.as_ref().ok_or_else(|| ConfigError::Invalid {
-        key: "VONAGE_APPLICATION_ID".into(),
-        message: "no Vonage credentials: set VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY (or _FILE) for a \
-                  Vonage application, or OPENTOK_API_KEY and OPENTOK_API_SECRET (or _FILE) for a legacy project"
-            .into(),
-    })?;
-    let parsed = match secrets {
-        CredentialSecrets::Application {
-            application_id,
-            private_key,
-        } => Credentials::application(application_id, private_key),
-        CredentialSecrets::Legacy {
-            api_key,
-            api_secret,
-        } => Credentials::legacy(api_key, api_secret),
-    };
-    parsed.map_err(|error| {
-        let key = match secrets {
-            CredentialSecrets::Application { .. } => "VONAGE_PRIVATE_KEY",
-            CredentialSecrets::Legacy { .. } => "OPENTOK_API_KEY",
-        };
-        ConfigError::Invalid {
-            key: key.into(),
-            message: error.to_string(),
-        }
-        .into()
-    })
-}
 
 /// The emulator's credentials from env, deriving the application's public key from its private
 /// key unless `public_key` names a PEM file.
@@ -360,4 +332,161 @@ pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send 
             _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
         }
     }
+}
+
+pub(crate) async fn serve(sources: &Sources<'_>, args: ListenArgs) -> anyhow::Result<()> {
+    let (config, credentials, _) = load_for_serve(sources, args.listen)?;
+    let _log = telemetry::init(&config.log);
+    let app = App::build(&config, credentials).await?;
+    let shutdown = shutdown_signal();
+    output::out(format!(
+        "vonage-sessions listening on http://{}",
+        app.local_addr()
+    ));
+    app.run_until(shutdown).await.context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+pub(crate) async fn emulator(
+    env: &dyn Fn(&str) -> Option<String>,
+    args: EmulatorArgs,
+) -> anyhow::Result<()> {
+    let _log = telemetry::init(&vonage_sessions::config::LogConfig {
+        format: LogFormat::Pretty,
+        filter: "info".into(),
+        buffered_lines: 8192,
+    });
+    let credentials = emulator_credentials(env, args.public_key.as_deref())?;
+    let faults = Faults {
+        latency_ms: args.latency_ms,
+        error_rate: args.error_rate,
+        error_status: args.error_status,
+        drop_rate: args.drop_rate,
+    };
+    if let Some(url) = &args.callback_url {
+        url::Url::parse(url).with_context(|| format!("--callback-url {url:?} is not a URL"))?;
+    }
+    let (session_secret, archive_secret) = vonage_sessions::config::callback_secrets(env)?;
+    let callbacks = CallbackSettings {
+        url: args.callback_url,
+        session_secret,
+        archive_secret,
+    };
+    let emulator = Emulator::bind_with_callbacks(args.listen, credentials, faults, callbacks)
+        .await
+        .context("binding the emulator")?;
+    let shutdown = shutdown_signal();
+    output::out(format!(
+        "vonage-sessions emulator listening on {}",
+        emulator.base_url()
+    ));
+    emulator
+        .run_until(shutdown)
+        .await
+        .context("serving the emulator")?;
+    Ok(())
+}
+
+pub(crate) async fn healthcheck(sources: &Sources<'_>, args: HealthcheckArgs) -> ExitCode {
+    let url = match args.url {
+        Some(url) => url,
+        None => match configured_readyz(sources) {
+            Ok(url) => url,
+            Err(error) => {
+                output::err(format!("error: {error}"));
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(args.timeout_ms))
+        .build();
+    let response = match client {
+        Ok(client) => client.get(&url).send().await,
+        Err(error) => Err(error),
+    };
+    match response {
+        Ok(response) if response.status() == reqwest::StatusCode::OK => ExitCode::SUCCESS,
+        Ok(response) => {
+            output::err(format!("unhealthy: {url} answered {}", response.status()));
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            output::err(format!("unhealthy: {url}: {error}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `/readyz` on the configured `server.listen`, via loopback for a wildcard address. Problems
+/// elsewhere in the configuration (a credential, say) do not stop the probe: `serve` would
+/// not have started with them, and the probe only needs the address.
+fn configured_readyz(sources: &Sources<'_>) -> Result<String, ConfigError> {
+    let report = Config::load_reporting(sources);
+    let listen_problem = report
+        .problems
+        .iter()
+        .any(|p| p.key() == "server.listen" || p.key().is_empty());
+    let config = match report.config {
+        Some(config) if !listen_problem => config,
+        _ => {
+            return Err(ConfigError::from_problems(report.problems)
+                .unwrap_or_else(|| ConfigError::Several(Vec::new())));
+        }
+    };
+    let mut addr = config.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    Ok(format!("http://{addr}/readyz"))
+}
+
+/// Prints the effective configuration as TOML (comments say what was checked), or fails with
+/// every problem. See docs/check-config.md.
+pub(crate) fn check_config(sources: &Sources<'_>) -> anyhow::Result<()> {
+    let (config, credentials, report) = load_for_serve(sources, None)?;
+    let kind = match &credentials {
+        Credentials::Application(_) => "Vonage application",
+        Credentials::Legacy(_) => "legacy OpenTok project",
+    };
+    let mut text = String::from("# vonage-sessions check-config: the configuration is valid.\n");
+    text.push_str(&format!(
+        "# credentials: {kind} {} ({}), from the environment, key parsed ({REDACTED})\n",
+        credentials.owner(),
+        credentials.kind(),
+    ));
+    if config.auth.hs256_secret.is_some() {
+        text.push_str(&format!(
+            "# caller tokens: HS256 secret from VONAGE_SESSIONS_AUTH_HS256_SECRET ({REDACTED})\n"
+        ));
+    }
+    for (name, secret) in [
+        (
+            vonage_sessions::config::SESSION_CALLBACK_SECRET,
+            &config.callbacks.session_secret,
+        ),
+        (
+            vonage_sessions::config::ARCHIVE_CALLBACK_SECRET,
+            &config.callbacks.archive_secret,
+        ),
+    ] {
+        let state = if secret.is_some() {
+            format!("set ({REDACTED})")
+        } else {
+            "unset (callbacks of this kind are refused)".to_owned()
+        };
+        text.push_str(&format!("# callbacks: {name} {state}\n"));
+    }
+    text.push_str(&format!(
+        "# video API: {}\n\n",
+        config.video_base_url(matches!(credentials, Credentials::Application(_)))
+    ));
+    text.push_str(report.effective_toml().trim_end());
+    output::out(text);
+    Ok(())
 }

@@ -16,14 +16,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
-use crate::auth::{RateLimited, Scope};
+use crate::auth::{AuthError, RateLimited, Refusal, Scope};
 use crate::rooms::RoomError;
 use crate::video::archives::ArchiveError;
 use crate::video::moderation::ModerationError;
 use crate::video::{Role, VideoError};
 
 /// Result of a handler.
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -166,7 +166,7 @@ pub enum ApiError {
 /// `server.body_limit_bytes`, put on every request (`app::middleware_stack`) so that a 413 can
 /// name the limit.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub(crate) struct BodyLimit(pub usize);
 
 fn too_large(limit: Option<usize>) -> String {
     match limit {
@@ -365,7 +365,7 @@ impl From<RoomError> for ApiError {
 /// The problem document (RFC 9457) with our `code` and `requestId` extensions.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Problem {
+pub(crate) struct Problem {
     /// A URI naming the problem kind: `urn:vonage-sessions:problem:<code>`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -389,6 +389,37 @@ pub struct Problem {
     /// `room_full`: the room's seats.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_participants: Option<u32>,
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Unauthenticated { invalid_token } => {
+                ApiError::Unauthenticated { invalid_token }
+            }
+            AuthError::RoleNotAllowed(role) => ApiError::RoleNotAllowed(role),
+            AuthError::RoleNotAllowedInRoom(role) => ApiError::RoleNotAllowedInRoom(role),
+            AuthError::InvalidRequest { field, message } => {
+                ApiError::InvalidRequest { field, message }
+            }
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::MissingScope(scope) => ApiError::Forbidden(scope),
+            Refusal::RateLimited(limited) => ApiError::RateLimited(limited),
+        }
+    }
+}
+
+/// The `Caller` extractor's rejection answers like every other error.
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -587,7 +618,7 @@ fn is_json(value: &HeaderValue) -> bool {
 }
 
 /// Parses JSON, telling syntax errors (`invalid_json`) from data errors (`invalid_request`).
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     // Syntax first, so a truncated body is `invalid_json` even if a bad field came before the cut.
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
         .map_err(|e| ApiError::InvalidJson(e.to_string()))?;

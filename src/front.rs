@@ -50,19 +50,19 @@ use crate::server::{PerIp, PerIpSlot};
 use crate::state::Readiness;
 use cors::CorsPolicy;
 
-pub mod cors;
+pub(crate) mod cors;
 
 /// True for the probe paths, which are logged at DEBUG, never limited and never CORS resources.
-pub fn is_probe(path: &str) -> bool {
+pub(crate) fn is_probe(path: &str) -> bool {
     matches!(path, "/livez" | "/healthz" | "/readyz")
 }
 
 /// The request ID header, taken from the caller when sane, else generated.
-pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The layer; see the module documentation.
 #[derive(Clone)]
-pub struct FrontLayer(Arc<Shared>);
+pub(crate) struct FrontLayer(Arc<Shared>);
 
 struct Shared {
     cors: CorsPolicy,
@@ -78,7 +78,7 @@ struct Shared {
 
 impl FrontLayer {
     /// The front of a service configured by `config`, draining when `readiness` says so.
-    pub fn new(config: &Config, readiness: Readiness) -> Self {
+    pub(crate) fn new(config: &Config, readiness: Readiness) -> Self {
         Self(Arc::new(Shared {
             cors: CorsPolicy::new(&config.cors),
             metrics: HttpMetrics::new(),
@@ -86,9 +86,7 @@ impl FrontLayer {
             readiness,
             deadline: config.request_timeout(),
             per_ip: PerIp::new(config.server.max_in_flight_per_ip),
-            // Validated with the config (`auth.trusted_proxies`).
-            trusted_proxies: TrustedProxies::parse(&config.auth.trusted_proxies)
-                .unwrap_or_default(),
+            trusted_proxies: TrustedProxies::new(&config.auth),
             body_limit: config.server.body_limit_bytes,
             body_read_timeout: Duration::from_millis(config.server.body_read_timeout_ms),
         }))
@@ -108,7 +106,7 @@ impl<S> Layer<S> for FrontLayer {
 
 /// The service of [`FrontLayer`].
 #[derive(Clone)]
-pub struct Front<S> {
+pub(crate) struct Front<S> {
     inner: S,
     shared: Arc<Shared>,
 }

@@ -1,20 +1,13 @@
 //! The `vonage-sessions` command line: `serve` (default), `dev`, `emulator`, `healthcheck`,
-//! `check-config`. Thin: configuration lives in `config`, wiring in `app`.
+//! `check-config`. Thin: argument parsing and dispatch; the command bodies are in `commands`,
+//! configuration in `config`, loading in `load`, wiring in `app`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use vonage_sessions::app::App;
-use vonage_sessions::config::{
-    AuthMode, Config, ConfigError, LogFormat, REDACTED, Report, Sources,
-};
-use vonage_sessions::emulator::{Emulator, Faults};
-use vonage_sessions::telemetry;
-use vonage_sessions::video::Credentials;
+use vonage_sessions::config::{ConfigError, Sources};
 
 mod commands;
 mod example_page;
@@ -131,14 +124,16 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command.unwrap_or(Command::Serve(ListenArgs::default())) {
-        Command::Serve(args) => runtime.block_on(serve(&sources, args)),
+        Command::Serve(args) => runtime.block_on(commands::serve(&sources, args)),
         Command::Dev(args) => {
             let example = args.example_page.map(|dir| (dir, args.example_listen));
             runtime.block_on(commands::dev(&sources, args.listen, args.legacy, example))
         }
-        Command::Emulator(args) => runtime.block_on(emulator(&env, args)),
-        Command::Healthcheck(args) => return runtime.block_on(healthcheck(&sources, args)),
-        Command::CheckConfig => check_config(&sources),
+        Command::Emulator(args) => runtime.block_on(commands::emulator(&env, args)),
+        Command::Healthcheck(args) => {
+            return runtime.block_on(commands::healthcheck(&sources, args));
+        }
+        Command::CheckConfig => commands::check_config(&sources),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -152,206 +147,4 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-/// Loads the config and credentials exactly as `serve` needs them, reporting every problem
-/// at once (each naming its key) rather than the first.
-fn load_for_serve(
-    sources: &Sources<'_>,
-    listen: Option<SocketAddr>,
-) -> anyhow::Result<(Config, Credentials, Report)> {
-    let mut report = Config::load_reporting(sources);
-    let mut problems = std::mem::take(&mut report.problems);
-    let mut credentials = None;
-    if let Some(config) = &mut report.config {
-        if let Some(listen) = listen {
-            config.server.listen = listen;
-        }
-        if config.auth.mode == AuthMode::Unset {
-            problems.push(ConfigError::Invalid {
-                key: "auth.mode".into(),
-                message:
-                    "choose who may call: set auth.mode (e.g. VONAGE_SESSIONS__AUTH__MODE=anonymous); \
-                     `vonage-sessions dev` picks anonymous for you"
-                        .into(),
-            });
-        }
-        // A credential variable already reported is not reported again as missing.
-        let credential_reported = problems.iter().any(|p| {
-            let key = p.key();
-            key.starts_with("VONAGE_APPLICATION_ID")
-                || key.starts_with("VONAGE_PRIVATE_KEY")
-                || key.starts_with("OPENTOK_API_")
-        });
-        if !credential_reported {
-            match commands::credentials_from(config) {
-                Ok(parsed) => credentials = Some(parsed),
-                Err(error) => match error.downcast::<ConfigError>() {
-                    Ok(problem) => problems.push(problem),
-                    Err(other) => return Err(other),
-                },
-            }
-        }
-    }
-    if let Some(error) = ConfigError::from_problems(problems) {
-        return Err(error.into());
-    }
-    match (report.config.clone(), credentials) {
-        (Some(config), Some(credentials)) => Ok((config, credentials, report)),
-        _ => Err(anyhow::anyhow!("the configuration could not be loaded")),
-    }
-}
-
-async fn serve(sources: &Sources<'_>, args: ListenArgs) -> anyhow::Result<()> {
-    let (config, credentials, _) = load_for_serve(sources, args.listen)?;
-    let _log = telemetry::init(&config.log);
-    let app = App::build(&config, credentials).await?;
-    let shutdown = commands::shutdown_signal();
-    output::out(format!(
-        "vonage-sessions listening on http://{}",
-        app.local_addr()
-    ));
-    app.run_until(shutdown).await.context("serving")?;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-async fn emulator(env: &dyn Fn(&str) -> Option<String>, args: EmulatorArgs) -> anyhow::Result<()> {
-    let _log = telemetry::init(&vonage_sessions::config::LogConfig {
-        format: LogFormat::Pretty,
-        filter: "info".into(),
-        buffered_lines: 8192,
-    });
-    let credentials = commands::emulator_credentials(env, args.public_key.as_deref())?;
-    let faults = Faults {
-        latency_ms: args.latency_ms,
-        error_rate: args.error_rate,
-        error_status: args.error_status,
-        drop_rate: args.drop_rate,
-    };
-    if let Some(url) = &args.callback_url {
-        url::Url::parse(url).with_context(|| format!("--callback-url {url:?} is not a URL"))?;
-    }
-    let (session_secret, archive_secret) = vonage_sessions::config::callback_secrets(env)?;
-    let callbacks = vonage_sessions::emulator::CallbackSettings {
-        url: args.callback_url,
-        session_secret,
-        archive_secret,
-    };
-    let emulator = Emulator::bind_with_callbacks(args.listen, credentials, faults, callbacks)
-        .await
-        .context("binding the emulator")?;
-    let shutdown = commands::shutdown_signal();
-    output::out(format!(
-        "vonage-sessions emulator listening on {}",
-        emulator.base_url()
-    ));
-    emulator
-        .run_until(shutdown)
-        .await
-        .context("serving the emulator")?;
-    Ok(())
-}
-
-async fn healthcheck(sources: &Sources<'_>, args: HealthcheckArgs) -> ExitCode {
-    let url = match args.url {
-        Some(url) => url,
-        None => match configured_readyz(sources) {
-            Ok(url) => url,
-            Err(error) => {
-                output::err(format!("error: {error}"));
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        },
-    };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(args.timeout_ms))
-        .build();
-    let response = match client {
-        Ok(client) => client.get(&url).send().await,
-        Err(error) => Err(error),
-    };
-    match response {
-        Ok(response) if response.status() == reqwest::StatusCode::OK => ExitCode::SUCCESS,
-        Ok(response) => {
-            output::err(format!("unhealthy: {url} answered {}", response.status()));
-            ExitCode::FAILURE
-        }
-        Err(error) => {
-            output::err(format!("unhealthy: {url}: {error}"));
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `/readyz` on the configured `server.listen`, via loopback for a wildcard address. Problems
-/// elsewhere in the configuration (a credential, say) do not stop the probe: `serve` would
-/// not have started with them, and the probe only needs the address.
-fn configured_readyz(sources: &Sources<'_>) -> Result<String, ConfigError> {
-    let report = Config::load_reporting(sources);
-    let listen_problem = report
-        .problems
-        .iter()
-        .any(|p| p.key() == "server.listen" || p.key().is_empty());
-    let config = match report.config {
-        Some(config) if !listen_problem => config,
-        _ => {
-            return Err(ConfigError::from_problems(report.problems)
-                .unwrap_or_else(|| ConfigError::Several(Vec::new())));
-        }
-    };
-    let mut addr = config.server.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            [127, 0, 0, 1].into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
-    Ok(format!("http://{addr}/readyz"))
-}
-
-/// Prints the effective configuration as TOML (comments say what was checked), or fails with
-/// every problem. See docs/check-config.md.
-fn check_config(sources: &Sources<'_>) -> anyhow::Result<()> {
-    let (config, credentials, report) = load_for_serve(sources, None)?;
-    let kind = match &credentials {
-        Credentials::Application(_) => "Vonage application",
-        Credentials::Legacy(_) => "legacy OpenTok project",
-    };
-    let mut text = String::from("# vonage-sessions check-config: the configuration is valid.\n");
-    text.push_str(&format!(
-        "# credentials: {kind} {} ({}), from the environment, key parsed ({REDACTED})\n",
-        credentials.owner(),
-        credentials.kind(),
-    ));
-    if config.auth.hs256_secret.is_some() {
-        text.push_str(&format!(
-            "# caller tokens: HS256 secret from VONAGE_SESSIONS_AUTH_HS256_SECRET ({REDACTED})\n"
-        ));
-    }
-    for (name, secret) in [
-        (
-            vonage_sessions::config::SESSION_CALLBACK_SECRET,
-            &config.callbacks.session_secret,
-        ),
-        (
-            vonage_sessions::config::ARCHIVE_CALLBACK_SECRET,
-            &config.callbacks.archive_secret,
-        ),
-    ] {
-        let state = if secret.is_some() {
-            format!("set ({REDACTED})")
-        } else {
-            "unset (callbacks of this kind are refused)".to_owned()
-        };
-        text.push_str(&format!("# callbacks: {name} {state}\n"));
-    }
-    text.push_str(&format!(
-        "# video API: {}\n\n",
-        config.video_base_url(matches!(credentials, Credentials::Application(_)))
-    ));
-    text.push_str(report.effective_toml().trim_end());
-    output::out(text);
-    Ok(())
 }

@@ -298,7 +298,7 @@ impl ConnectionLike for RedisConnection {
 }
 
 /// What went wrong, without the error's own text (which may quote a URL and its password).
-pub fn redis_reason(error: &RedisError) -> String {
+pub(crate) fn redis_reason(error: &RedisError) -> String {
     if error.is_timeout() {
         "timed out".into()
     } else if error.is_connection_refusal() {

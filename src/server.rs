@@ -32,7 +32,7 @@ use crate::auth::client_ip::TrustedProxies;
 
 /// How the server treats connections.
 #[derive(Debug, Clone)]
-pub struct ServeSettings {
+pub(crate) struct ServeSettings {
     /// A client must send a request's headers within this long (also the idle timeout), and
     /// a new connection its first request.
     pub header_read_timeout: Duration,
@@ -54,21 +54,21 @@ pub struct ServeSettings {
 
 /// Counts per IP address, with a cap; a slot is given back when its guard drops.
 #[derive(Debug)]
-pub struct PerIp {
+pub(crate) struct PerIp {
     cap: usize,
     counts: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// One slot of a [`PerIp`] counter.
 #[derive(Debug)]
-pub struct PerIpSlot {
+pub(crate) struct PerIpSlot {
     owner: Arc<PerIp>,
     ip: IpAddr,
 }
 
 impl PerIp {
     /// A counter allowing `cap` slots per address.
-    pub fn new(cap: usize) -> Arc<Self> {
+    pub(crate) fn new(cap: usize) -> Arc<Self> {
         Arc::new(Self {
             cap,
             counts: Mutex::default(),
@@ -76,7 +76,7 @@ impl PerIp {
     }
 
     /// A slot for `ip`, or `None` when it holds `cap` already.
-    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<PerIpSlot> {
+    pub(crate) fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<PerIpSlot> {
         let ip = ip.to_canonical();
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let count = counts.entry(ip).or_default();
@@ -183,7 +183,7 @@ fn accept_backoff(failures: u32) -> Duration {
 
 /// Serves `router` on `listener` until `stop` resolves, then stops accepting and waits up to
 /// `settings.shutdown_timeout` for open connections to finish their requests.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     stop: impl Future<Output = ()>,

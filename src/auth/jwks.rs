@@ -16,8 +16,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
-use crate::auth::jwt::{KeyRules, KeyType, VerifyKey};
-use crate::config::AuthConfig;
+use crate::auth::keys::{KeyRules, VerifyKey};
+use crate::config::{AuthConfig, KeyType};
 
 /// Largest JWKS document read.
 const MAX_JWKS_BYTES: usize = 256 * 1024;

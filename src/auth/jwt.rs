@@ -6,122 +6,18 @@
 
 use std::sync::Arc;
 
-use jsonwebtoken::AlgorithmFamily;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use jsonwebtoken::{DecodingKey, decode, decode_header};
 use serde_json::{Map, Value};
 
 use crate::auth::jwks::JwksCache;
+use crate::auth::keys::{KeyRules, VerifyKey};
 use crate::auth::scope::Scopes;
-use crate::config::{AuthConfig, ConfigError};
+use crate::config::{AuthConfig, ConfigError, KeyType};
 
 /// Tokens longer than this are refused unread.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Longest accepted `sub` (it becomes a rate-limit key and connection data).
 const MAX_SUBJECT_CHARS: usize = 256;
-
-/// A key and the rules a token verified by it must satisfy.
-pub struct VerifyKey {
-    key: DecodingKey,
-    validation: Validation,
-}
-
-/// The key type, as far as algorithm pinning is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyType {
-    /// RSA public key (`RS*`, `PS*`).
-    Rsa,
-    /// Elliptic-curve public key (`ES*`).
-    Ec,
-    /// Ed25519 public key (`EdDSA`).
-    Ed,
-    /// Shared secret (`HS*`).
-    Hmac,
-}
-
-/// How keys become `VerifyKey`s: the algorithms allowed per key type and the claim checks.
-#[derive(Debug, Clone)]
-pub struct KeyRules {
-    rsa: Vec<Algorithm>,
-    ec: Vec<Algorithm>,
-    ed: Vec<Algorithm>,
-    hmac: Vec<Algorithm>,
-    issuer: String,
-    audience: String,
-    leeway_seconds: u64,
-}
-
-impl KeyRules {
-    /// The rules of `[auth]`.
-    pub fn new(auth: &AuthConfig) -> Self {
-        Self {
-            rsa: auth.rsa_algorithms.clone(),
-            ec: auth.ec_algorithms.clone(),
-            ed: auth.ed_algorithms.clone(),
-            hmac: auth.hmac_algorithms.clone(),
-            issuer: auth.issuer.clone(),
-            audience: auth.audience.clone(),
-            leeway_seconds: auth.leeway_seconds,
-        }
-    }
-
-    fn allowed(&self, kind: KeyType) -> &[Algorithm] {
-        match kind {
-            KeyType::Rsa => &self.rsa,
-            KeyType::Ec => &self.ec,
-            KeyType::Ed => &self.ed,
-            KeyType::Hmac => &self.hmac,
-        }
-    }
-
-    /// A verifying key of type `kind`. `pinned` (a JWK's own `alg`) narrows the allowed list
-    /// to that one algorithm; `None` when nothing is left to allow.
-    pub fn verify_key(
-        &self,
-        key: DecodingKey,
-        kind: KeyType,
-        pinned: Option<Algorithm>,
-    ) -> Option<VerifyKey> {
-        let mut algorithms = self.allowed(kind).to_vec();
-        if let Some(pinned) = pinned {
-            algorithms.retain(|alg| *alg == pinned);
-        }
-        let first = *algorithms.first()?;
-        let mut validation = Validation::new(first);
-        validation.algorithms = algorithms;
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.leeway = self.leeway_seconds;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.validate_aud = true;
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        Some(VerifyKey { key, validation })
-    }
-}
-
-/// The key type of an algorithm, for config validation.
-pub fn key_type_of(algorithm: Algorithm) -> KeyType {
-    match algorithm.family() {
-        AlgorithmFamily::Hmac => KeyType::Hmac,
-        AlgorithmFamily::Rsa => KeyType::Rsa,
-        AlgorithmFamily::Ec => KeyType::Ec,
-        AlgorithmFamily::Ed => KeyType::Ed,
-    }
-}
-
-/// Parses a PEM public key (RSA, EC or Ed25519) and tells its type.
-pub fn parse_public_key_pem(pem: &[u8]) -> Result<(DecodingKey, KeyType), String> {
-    if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
-        return Ok((key, KeyType::Rsa));
-    }
-    if let Ok(key) = DecodingKey::from_ec_pem(pem) {
-        return Ok((key, KeyType::Ec));
-    }
-    if let Ok(key) = DecodingKey::from_ed_pem(pem) {
-        return Ok((key, KeyType::Ed));
-    }
-    Err("is not a PEM RSA, EC or Ed25519 public key".to_owned())
-}
 
 /// Why a token was refused. Logged, never shown to the caller.
 #[derive(Debug, thiserror::Error)]
@@ -196,15 +92,15 @@ impl JwtVerifier {
                 JwksCache::new(auth, rules)
                     .map_err(|e| invalid("auth.jwks_url", &format!("HTTP client: {e}")))?,
             )
-        } else if let Some(pem) = &auth.public_key_pem {
-            let (key, kind) = parse_public_key_pem(pem.as_bytes())
-                .map_err(|message| invalid("auth.public_key_file", &message))?;
-            let key = rules.verify_key(key, kind, None).ok_or_else(|| {
-                invalid(
-                    "auth.public_key_file",
-                    "no algorithm is allowed for this key type (see auth.*_algorithms)",
-                )
-            })?;
+        } else if let Some(public) = &auth.public_key {
+            let key = rules
+                .verify_key(public.key.clone(), public.kind, None)
+                .ok_or_else(|| {
+                    invalid(
+                        "auth.public_key_file",
+                        "no algorithm is allowed for this key type (see auth.*_algorithms)",
+                    )
+                })?;
             KeySource::Static(Arc::new(key))
         } else if let Some(secret) = &auth.hs256_secret {
             let bytes = secrecy::ExposeSecret::expose_secret(secret).as_bytes();
@@ -294,7 +190,7 @@ mod tests {
     use crate::auth::Scope;
     use crate::config::{Config, Sources};
     use figment::providers::{Format as _, Toml};
-    use jsonwebtoken::{EncodingKey, Header, encode, get_current_timestamp};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, get_current_timestamp};
     use serde_json::json;
     use std::path::PathBuf;
 

@@ -11,9 +11,11 @@
 //!
 //! Which browser origins may call is `front::cors`.
 
+mod budget;
 pub mod client_ip;
 pub mod jwks;
 pub mod jwt;
+mod keys;
 mod policy;
 pub mod rate_limit;
 mod scope;
@@ -26,7 +28,6 @@ use axum::http::request::Parts;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
 use crate::video::{Role, TokenGrant};
 pub use policy::{AuthPolicy, RoomRules};
 pub use rate_limit::{Budget, CallerKey, RateLimited, RateLimits};
@@ -133,11 +134,6 @@ impl Caller {
     pub fn scopes(&self) -> Scopes {
         self.scopes
     }
-
-    /// The caller's rate-limit key: `sub`, else the client IP.
-    pub fn key(&self) -> &CallerKey {
-        &self.key
-    }
 }
 
 /// Why an authenticated caller may not do something.
@@ -151,11 +147,38 @@ pub enum Refusal {
     RateLimited(RateLimited),
 }
 
-impl From<Refusal> for ApiError {
-    fn from(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::MissingScope(scope) => ApiError::Forbidden(scope),
-            Refusal::RateLimited(limited) => ApiError::RateLimited(limited),
+/// Why `auth` turned a request away: who the caller is, or what they asked a token for.
+/// `error` makes the HTTP answer of it (`ApiError`), in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No bearer token, or one that failed verification (`invalid_token`); the reason is
+    /// logged where it is found.
+    #[error("this call needs a valid bearer token")]
+    Unauthenticated {
+        /// A token was sent but refused.
+        invalid_token: bool,
+    },
+    /// The caller may not ask for this role.
+    #[error("the caller may not ask for the role {}", .0.as_str())]
+    RoleNotAllowed(Role),
+    /// The room's policy does not allow this role (`allowedRoles`).
+    #[error("the room does not allow the role {}", .0.as_str())]
+    RoleNotAllowedInRoom(Role),
+    /// A token request field is out of range.
+    #[error("{field}: {message}")]
+    InvalidRequest {
+        /// The JSON path of the field, e.g. `token.ttlSeconds`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl AuthError {
+    fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            field: field.into(),
+            message: message.into(),
         }
     }
 }
@@ -165,7 +188,7 @@ where
     S: Send + Sync,
     AuthPolicy: FromRef<S>,
 {
-    type Rejection = ApiError;
+    type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         AuthPolicy::from_ref(state).authenticate(parts).await

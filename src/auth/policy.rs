@@ -7,6 +7,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use serde::Serialize;
 
+use super::AuthError;
 use super::client_ip::TrustedProxies;
 use super::jwt::JwtVerifier;
 use super::{
@@ -14,7 +15,6 @@ use super::{
     Refusal, Scope, Scopes, TokenRequest,
 };
 use crate::config::{AuthMode, Config, ConfigError, TOKEN_TTL_HARD_CAP_SECONDS};
-use crate::error::ApiError;
 use crate::video::Role;
 
 enum Mode {
@@ -83,12 +83,7 @@ impl AuthPolicy {
         {
             anonymous_roles.push(Role::Moderator);
         }
-        let trusted_proxies = TrustedProxies::parse(&auth.trusted_proxies).map_err(|message| {
-            ConfigError::Invalid {
-                key: "auth.trusted_proxies".into(),
-                message,
-            }
-        })?;
+        let trusted_proxies = TrustedProxies::new(auth);
         Ok(Self(Arc::new(Policy {
             mode,
             anonymous_scopes,
@@ -117,7 +112,7 @@ impl AuthPolicy {
     /// Identifies the caller of a request: anonymous, or the bearer of a valid token. A missing
     /// token is a 401 with `WWW-Authenticate: Bearer`; a refused one a 401 with
     /// `error="invalid_token"`. The reason is logged, never answered.
-    pub async fn authenticate(&self, parts: &Parts) -> Result<Caller, ApiError> {
+    pub async fn authenticate(&self, parts: &Parts) -> Result<Caller, AuthError> {
         let policy = &self.0;
         let ip = policy.trusted_proxies.client_ip(parts);
         let verifier = match &policy.mode {
@@ -135,20 +130,20 @@ impl AuthPolicy {
             BearerToken::Present(token) => token,
             BearerToken::Absent => {
                 tracing::debug!(client.ip = %ip, "no bearer token");
-                return Err(ApiError::Unauthenticated {
+                return Err(AuthError::Unauthenticated {
                     invalid_token: false,
                 });
             }
             BearerToken::Malformed => {
                 tracing::info!(client.ip = %ip, auth.reason = "malformed Authorization header", "caller refused");
-                return Err(ApiError::Unauthenticated {
+                return Err(AuthError::Unauthenticated {
                     invalid_token: true,
                 });
             }
         };
         let verified = verifier.verify(token).await.map_err(|reason| {
             tracing::info!(client.ip = %ip, auth.reason = %reason, "caller refused");
-            ApiError::Unauthenticated {
+            AuthError::Unauthenticated {
                 invalid_token: true,
             }
         })?;
@@ -195,7 +190,7 @@ impl AuthPolicy {
         caller: &Caller,
         request: &TokenRequest,
         prefix: &str,
-    ) -> Result<Grant, ApiError> {
+    ) -> Result<Grant, AuthError> {
         self.grant_in_room(caller, request, prefix, &RoomRules::default())
     }
 
@@ -206,7 +201,7 @@ impl AuthPolicy {
         request: &TokenRequest,
         prefix: &str,
         rules: &RoomRules,
-    ) -> Result<Grant, ApiError> {
+    ) -> Result<Grant, AuthError> {
         let field = |name: &str| {
             if prefix.is_empty() {
                 name.to_owned()
@@ -222,13 +217,13 @@ impl AuthPolicy {
         let role = request.role.unwrap_or(default_role);
         let room_moderator = rules.moderator && role == Role::Moderator;
         if !caller.allowed_roles.contains(&role) && !room_moderator {
-            return Err(ApiError::RoleNotAllowed(role));
+            return Err(AuthError::RoleNotAllowed(role));
         }
         if let Some(allowed) = &rules.allowed_roles
             && !allowed.contains(&role)
             && !room_moderator
         {
-            return Err(ApiError::RoleNotAllowedInRoom(role));
+            return Err(AuthError::RoleNotAllowedInRoom(role));
         }
         let ttl_seconds = match request.ttl_seconds {
             None => self.0.default_ttl_seconds,
@@ -236,7 +231,7 @@ impl AuthPolicy {
                 ttl.min(self.0.max_ttl_seconds)
             }
             Some(_) => {
-                return Err(ApiError::invalid(
+                return Err(AuthError::invalid(
                     field("ttlSeconds"),
                     "must be between 1 and 2592000 (30 days)",
                 ));
@@ -248,7 +243,7 @@ impl AuthPolicy {
         if let Some(data) = &request.data
             && data.chars().count() > MAX_DATA_CHARS
         {
-            return Err(ApiError::invalid(
+            return Err(AuthError::invalid(
                 field("data"),
                 "must be at most 1000 characters",
             ));
@@ -258,7 +253,7 @@ impl AuthPolicy {
             Some(identity) => {
                 let bound = bind_identity(identity, request.data.as_deref());
                 if bound.chars().count() > MAX_DATA_CHARS {
-                    return Err(ApiError::invalid(
+                    return Err(AuthError::invalid(
                         field("data"),
                         "with the caller's identity ({\"sub\",\"name\",\"data\"}) the connection data must be at most 1000 characters",
                     ));
@@ -274,7 +269,7 @@ impl AuthPolicy {
             .iter()
             .any(|class| class.is_empty() || class.chars().any(char::is_whitespace))
         {
-            return Err(ApiError::invalid(
+            return Err(AuthError::invalid(
                 field("initialLayoutClassList"),
                 "classes must be non-empty and contain no whitespace",
             ));
@@ -282,7 +277,7 @@ impl AuthPolicy {
         let joined: usize = classes.iter().map(|c| c.chars().count()).sum::<usize>()
             + classes.len().saturating_sub(1);
         if joined > MAX_LAYOUT_CHARS {
-            return Err(ApiError::invalid(
+            return Err(AuthError::invalid(
                 field("initialLayoutClassList"),
                 "must be at most 1000 characters joined",
             ));

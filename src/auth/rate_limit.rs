@@ -10,8 +10,6 @@
 //! With `rooms.store = "redis"` the budgets are shared by every replica in Redis instead
 //! (`shared_limit`); the local buckets then decide only while Redis does not answer.
 
-use std::hash::Hash;
-use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -20,56 +18,13 @@ use axum::http::{HeaderName, HeaderValue};
 use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
+pub use super::budget::{Budget, CallerKey};
 use super::shared_limit::{Decision, SharedLimiter};
 use crate::config::RateLimitsConfig;
 use crate::redis_conn::RedisConnection;
 
 /// How often idle keys are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Who a budget belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum CallerKey {
-    /// A JWT subject.
-    Subject(Arc<str>),
-    /// A client address (IPv6 masked to its /64).
-    Ip(IpAddr),
-}
-
-impl CallerKey {
-    /// The key of an unauthenticated client at `ip`.
-    pub fn from_ip(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V6(v6) => {
-                let masked = u128::from(v6) & !((1u128 << 64) - 1);
-                CallerKey::Ip(IpAddr::V6(masked.into()))
-            }
-            v4 => CallerKey::Ip(v4),
-        }
-    }
-}
-
-/// Which budget a call spends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Budget {
-    /// Creating sessions and rooms.
-    Create,
-    /// Joining rooms, minting tokens, reading and deleting rooms.
-    Join,
-    /// Vonage's callbacks, per source address (`callbacks::limit`, not a caller budget).
-    Callbacks,
-}
-
-impl Budget {
-    /// The budget's name in headers, logs and metrics.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Budget::Create => "create",
-            Budget::Join => "join",
-            Budget::Callbacks => "callbacks",
-        }
-    }
-}
 
 /// A refused call: which budget, its size, and when the next call would pass.
 #[derive(Debug, Clone)]
@@ -252,6 +207,13 @@ async fn sweep(buckets: Weak<Buckets>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
+
+    #[test]
+    fn the_budget_names_are_the_metric_labels() {
+        let names = [Budget::Create, Budget::Join, Budget::Callbacks].map(Budget::as_str);
+        assert_eq!(names, crate::metrics::RATE_LIMIT_BUDGETS);
+    }
 
     fn config(create_per_minute: u32, create_burst: u32) -> RateLimitsConfig {
         RateLimitsConfig {

@@ -1,59 +1,9 @@
 //! Scopes: what a caller may do (PRODUCT §8), read from a bearer token's `scope`/`scp` claims or
 //! granted to anonymous callers by config. A small bit set, cheap to copy into every `Caller`.
 
-use serde::Deserialize;
 use serde_json::Value;
 
-/// One permission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-pub enum Scope {
-    /// Create sessions and new rooms.
-    #[serde(rename = "video:create")]
-    Create,
-    /// Join existing rooms and get tokens for existing sessions.
-    #[serde(rename = "video:join")]
-    Join,
-    /// Receive `moderator` tokens.
-    #[serde(rename = "video:moderate")]
-    Moderate,
-    /// Delete rooms.
-    #[serde(rename = "video:admin")]
-    Admin,
-    /// Read and list archives, with their download URLs (`video:moderate` implies it).
-    #[serde(rename = "video:archives:read")]
-    ArchivesRead,
-}
-
-impl Scope {
-    /// Every scope, in bit order.
-    pub const ALL: [Scope; 5] = [
-        Scope::Create,
-        Scope::Join,
-        Scope::Moderate,
-        Scope::Admin,
-        Scope::ArchivesRead,
-    ];
-
-    /// The scope's name in tokens and config, e.g. `video:create`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Scope::Create => "video:create",
-            Scope::Join => "video:join",
-            Scope::Moderate => "video:moderate",
-            Scope::Admin => "video:admin",
-            Scope::ArchivesRead => "video:archives:read",
-        }
-    }
-
-    /// The scope named `name`; unknown names are `None` (tokens carry other apps' scopes too).
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|scope| scope.as_str() == name)
-    }
-
-    const fn bit(self) -> u8 {
-        1 << (self as u8)
-    }
-}
+pub use crate::vocab::Scope;
 
 /// A set of scopes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use redis::Script;
 
-use super::rate_limit::{Budget, CallerKey};
+use super::budget::{Budget, CallerKey};
 use crate::redis_conn::{RedisConnection, redis_reason};
 
 /// `KEYS[1]` the caller's key; `ARGV`: emission interval µs (at least 1), burst capacity µs

@@ -95,8 +95,7 @@ impl Receiver {
     /// The receiver of `[callbacks]` for callbacks to `owner`, claiming `jti`s in `replay`;
     /// sources are resolved through `auth.trusted_proxies`.
     pub fn new(config: &Config, owner: Owner, replay: Arc<dyn ReplayStore>) -> Self {
-        let trusted_proxies =
-            TrustedProxies::parse(&config.auth.trusted_proxies).unwrap_or_default();
+        let trusted_proxies = TrustedProxies::new(&config.auth);
         let config = &config.callbacks;
         Self {
             trusted_proxies,
@@ -111,9 +110,9 @@ impl Receiver {
             limiter: CallbackLimiter::new(config.per_minute, config.burst),
             replay,
             allow_unsigned: config.allow_unsigned,
-            // Validated with the config.
-            trusted_sources: (!config.trusted_sources.is_empty())
-                .then(|| TrustedProxies::parse(&config.trusted_sources).unwrap_or_default()),
+            // Parsed with the config.
+            trusted_sources: (!config.trusted_source_nets.is_empty())
+                .then(|| TrustedProxies::from_nets(config.trusted_source_nets.clone())),
             jti_ttl: Duration::from_secs(config.max_age_seconds + config.clock_skew_seconds),
         }
     }

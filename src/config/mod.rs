@@ -4,6 +4,7 @@
 //! (PRODUCT §2), with `*_FILE` variants for container secrets. Unknown keys are errors.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
@@ -11,6 +12,9 @@ use figment::providers::{Env, Format as _, Toml};
 use serde::Deserialize;
 use url::Url;
 
+mod keys;
+mod net;
+mod origin;
 mod report;
 mod secrets;
 mod sections;
@@ -18,6 +22,10 @@ mod sections;
 mod tests;
 mod validate;
 
+pub use keys::{KeyType, PublicKey, key_type_of, parse_public_key_pem};
+pub use net::IpNet;
+pub(crate) use net::canonical;
+pub use origin::check_origin;
 pub use report::{REDACTED, Report, set_by_user};
 pub use secrets::{EmulatorSecrets, callback_secrets, emulator_secrets};
 use secrets::{credentials_from_env, secret_var};
@@ -34,6 +42,16 @@ const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 pub const SESSION_CALLBACK_SECRET: &str = "VONAGE_SESSION_CALLBACK_SECRET";
 /// The env var holding the archive-status callbacks' signature secret (or `_FILE`).
 pub const ARCHIVE_CALLBACK_SECRET: &str = "VONAGE_ARCHIVE_CALLBACK_SECRET";
+/// The longest `video.rest_jwt_reuse_seconds` (`video::rest_jwt::MAX_REUSE_SECS`, which a
+/// test there keeps equal: `config` imports nothing from `video`).
+pub const REST_JWT_MAX_REUSE_SECONDS: u64 = 120;
+
+/// What validation parsed, handed over so nothing parses it again.
+struct Parsed {
+    trusted_proxy_nets: Arc<[IpNet]>,
+    public_key: Option<PublicKey>,
+    trusted_source_nets: Arc<[IpNet]>,
+}
 
 /// Vonage's hard cap on a client token's lifetime: 30 days.
 pub const TOKEN_TTL_HARD_CAP_SECONDS: u64 = 30 * 24 * 3600;
@@ -159,15 +177,19 @@ impl Config {
             })?;
             config.auth.public_key_pem = Some(pem);
         }
-        config.validate()?;
+        let parsed = config.validate()?;
+        config.auth.trusted_proxy_nets = parsed.trusted_proxy_nets;
+        config.auth.public_key = parsed.public_key;
+        config.callbacks.trusted_source_nets = parsed.trusted_source_nets;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks everything and hands over what it parsed, so that nothing parses it again.
+    fn validate(&self) -> Result<Parsed, ConfigError> {
         self.validate_rooms()?;
         self.validate_limits()?;
-        self.validate_auth()?;
-        self.validate_callbacks()?;
+        let (trusted_proxy_nets, public_key) = self.validate_auth()?;
+        let trusted_source_nets = self.validate_callbacks()?;
         if !(1..=1024 * 1024).contains(&self.server.body_limit_bytes) {
             return Err(invalid(
                 "server.body_limit_bytes",
@@ -204,7 +226,11 @@ impl Config {
                 "must be greater than 0",
             ));
         }
-        Ok(())
+        Ok(Parsed {
+            trusted_proxy_nets,
+            public_key,
+            trusted_source_nets,
+        })
     }
 
     /// The Video API base URL: `video.api_url`/`VIDEO_API_URL`, else the default for `kind`.

@@ -1,13 +1,14 @@
 //! The sections of `config/default.toml`, one struct each.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::auth::Scope;
-use crate::video::{LegacyTokenFormat, Role};
+use super::{IpNet, PublicKey};
+use crate::vocab::{LegacyTokenFormat, Role, Scope};
 
 /// `[server]`
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +131,12 @@ pub struct AuthConfig {
     /// Contents of `public_key_file`, read at load.
     #[serde(skip)]
     pub public_key_pem: Option<String>,
+    /// `public_key_file`'s key, parsed at load (`mode = "jwt"` only).
+    #[serde(skip)]
+    pub public_key: Option<PublicKey>,
+    /// `trusted_proxies`, parsed at load.
+    #[serde(skip)]
+    pub trusted_proxy_nets: Arc<[IpNet]>,
 }
 
 /// `[rate_limits]`
@@ -308,4 +315,7 @@ pub struct CallbacksConfig {
     /// `VONAGE_ARCHIVE_CALLBACK_SECRET[_FILE]` (env only; redacted from `Debug`).
     #[serde(skip)]
     pub archive_secret: Option<SecretString>,
+    /// `trusted_sources`, parsed at load.
+    #[serde(skip)]
+    pub trusted_source_nets: Arc<[IpNet]>,
 }

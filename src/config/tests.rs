@@ -264,6 +264,7 @@ fn jwt_mode_needs_issuer_audience_and_exactly_one_key_source() {
     let key_file = format!("{jwt}public_key_file = \"tests/fixtures/idp_second_public_key.pem\"");
     let config = load_auth(&key_file, &[]).unwrap();
     assert!(config.auth.public_key_pem.unwrap().contains("PUBLIC KEY"));
+    assert!(config.auth.public_key.is_some(), "parsed once, at load");
     let loopback = format!("{jwt}jwks_url = \"http://127.0.0.1:9/jwks\"");
     assert!(load_auth(&loopback, &[]).is_ok());
 }

@@ -2,13 +2,14 @@
 //! settings that only make sense together.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use url::Url;
 
-use super::{AuthMode, Config, ConfigError, RoomStoreKind, invalid};
-use crate::auth::client_ip;
-use crate::auth::jwt::{KeyType, key_type_of, parse_public_key_pem};
-use crate::front::cors;
+use super::{
+    AuthMode, Config, ConfigError, IpNet, KeyType, PublicKey, RoomStoreKind, check_origin, invalid,
+    key_type_of, parse_public_key_pem,
+};
 
 impl Config {
     pub(super) fn validate_limits(&self) -> Result<(), ConfigError> {
@@ -58,7 +59,7 @@ impl Config {
                 return Err(invalid(key, "must be greater than 0"));
             }
         }
-        if self.video.rest_jwt_reuse_seconds > crate::video::rest_jwt::MAX_REUSE_SECS {
+        if self.video.rest_jwt_reuse_seconds > super::REST_JWT_MAX_REUSE_SECONDS {
             return Err(invalid(
                 "video.rest_jwt_reuse_seconds",
                 "must be at most 120: a reused JWT must stay well inside its 180 s lifetime",
@@ -79,8 +80,8 @@ impl Config {
         Ok(())
     }
 
-    /// `[auth]`, `[rate_limits]` and `[cors]`.
-    pub(super) fn validate_auth(&self) -> Result<(), ConfigError> {
+    /// `[auth]`, `[rate_limits]` and `[cors]`; hands over the parsed proxy ranges and key.
+    pub(super) fn validate_auth(&self) -> Result<(Arc<[IpNet]>, Option<PublicKey>), ConfigError> {
         let auth = &self.auth;
         for (key, algorithms, kind) in [
             ("auth.rsa_algorithms", &auth.rsa_algorithms, KeyType::Rsa),
@@ -95,14 +96,20 @@ impl Config {
                 ));
             }
         }
-        client_ip::TrustedProxies::parse(&auth.trusted_proxies)
+        let trusted_proxy_nets = auth
+            .trusted_proxies
+            .iter()
+            .map(|entry| entry.parse())
+            .collect::<Result<Vec<IpNet>, _>>()
             .map_err(|message| invalid("auth.trusted_proxies", message))?;
         if auth.leeway_seconds > 300 {
             return Err(invalid("auth.leeway_seconds", "must be at most 300"));
         }
-        if auth.mode == AuthMode::Jwt {
-            self.validate_jwt()?;
-        }
+        let public_key = if auth.mode == AuthMode::Jwt {
+            self.validate_jwt()?
+        } else {
+            None
+        };
         let limits = &self.rate_limits;
         for (key, value) in [
             ("rate_limits.create_per_minute", limits.create_per_minute),
@@ -133,13 +140,13 @@ impl Config {
             }
         } else {
             for origin in origins {
-                cors::check_origin(origin).map_err(|m| invalid("cors.allowed_origins", m))?;
+                check_origin(origin).map_err(|m| invalid("cors.allowed_origins", m))?;
             }
         }
-        Ok(())
+        Ok((trusted_proxy_nets.into(), public_key))
     }
 
-    pub(super) fn validate_jwt(&self) -> Result<(), ConfigError> {
+    pub(super) fn validate_jwt(&self) -> Result<Option<PublicKey>, ConfigError> {
         let auth = &self.auth;
         for (key, value) in [
             ("auth.issuer", &auth.issuer),
@@ -202,8 +209,9 @@ impl Config {
                 ));
             }
         }
+        let mut public_key = None;
         if let Some(pem) = &auth.public_key_pem {
-            let (_, kind) = parse_public_key_pem(pem.as_bytes())
+            let (parsed, kind) = parse_public_key_pem(pem.as_bytes())
                 .map_err(|m| invalid("auth.public_key_file", m))?;
             let (key, allowed) = match kind {
                 KeyType::Rsa => ("auth.rsa_algorithms", &auth.rsa_algorithms),
@@ -217,6 +225,7 @@ impl Config {
                     "must not be empty for the key in auth.public_key_file",
                 ));
             }
+            public_key = Some(PublicKey { key: parsed, kind });
         }
         if let Some(secret) = &auth.hs256_secret {
             if secrecy::ExposeSecret::expose_secret(secret).len() < 32 {
@@ -232,10 +241,11 @@ impl Config {
                 ));
             }
         }
-        Ok(())
+        Ok(public_key)
     }
 
-    pub(super) fn validate_callbacks(&self) -> Result<(), ConfigError> {
+    /// `[callbacks]`; hands over the parsed `trusted_sources`.
+    pub(super) fn validate_callbacks(&self) -> Result<Arc<[IpNet]>, ConfigError> {
         let callbacks = &self.callbacks;
         if !(60..=7 * 24 * 3600).contains(&callbacks.max_age_seconds) {
             return Err(invalid(
@@ -255,7 +265,11 @@ impl Config {
                 "per_minute and burst must be greater than 0",
             ));
         }
-        client_ip::TrustedProxies::parse(&callbacks.trusted_sources)
+        let trusted_source_nets = callbacks
+            .trusted_sources
+            .iter()
+            .map(|entry| entry.parse())
+            .collect::<Result<Vec<IpNet>, _>>()
             .map_err(|message| invalid("callbacks.trusted_sources", message))?;
         for (name, secret) in [
             (super::SESSION_CALLBACK_SECRET, &callbacks.session_secret),
@@ -269,7 +283,7 @@ impl Config {
                 return Err(invalid(name, "must be at least 16 bytes"));
             }
         }
-        Ok(())
+        Ok(trusted_source_nets.into())
     }
 
     pub(super) fn validate_rooms(&self) -> Result<(), ConfigError> {

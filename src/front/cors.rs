@@ -59,32 +59,11 @@ impl Origins {
 
 /// The CORS policy of `[cors]`, applied by `front`.
 #[derive(Debug, Clone, Default)]
-pub struct CorsPolicy(Option<Arc<(Origins, CorsLayer)>>);
-
-/// Checks one `cors.allowed_origins` entry; the message explains what is wrong.
-pub fn check_origin(entry: &str) -> Result<(), String> {
-    let (candidate, any_port) = match entry.strip_suffix(":*") {
-        Some(head) => (head, true),
-        None => (entry, false),
-    };
-    let url = url::Url::parse(candidate).map_err(|_| format!("{entry:?} is not an origin"))?;
-    let canonical = url.origin().ascii_serialization();
-    let shape_ok = matches!(url.scheme(), "http" | "https")
-        && canonical == candidate
-        && !(any_port && url.port().is_some());
-    if shape_ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{entry:?} must be an origin exactly as browsers send it: scheme://host[:port] in lower case, \
-             no path or trailing slash (or scheme://host:* for any port)"
-        ))
-    }
-}
+pub(crate) struct CorsPolicy(Option<Arc<(Origins, CorsLayer)>>);
 
 impl CorsPolicy {
     /// The policy of a validated `[cors]` (no origins: every request passes untouched).
-    pub fn new(config: &CorsConfig) -> Self {
+    pub(crate) fn new(config: &CorsConfig) -> Self {
         if config.allowed_origins.is_empty() {
             return Self(None);
         }
@@ -142,7 +121,7 @@ impl CorsPolicy {
 impl CorsPolicy {
     /// The CORS layer for `request` when it comes from an allowed origin; `None` (the request
     /// bypasses CORS) without `Origin`, from any other origin, and for probes and `/metrics`.
-    pub fn layer_for(&self, request: &Request) -> Option<&CorsLayer> {
+    pub(crate) fn layer_for(&self, request: &Request) -> Option<&CorsLayer> {
         let (origins, layer) = self.0.as_deref()?;
         let origin = request.headers().get(header::ORIGIN)?;
         (origins.allows(origin) && !is_outside_cors(request.uri().path())).then_some(layer)
@@ -150,7 +129,7 @@ impl CorsPolicy {
 
     /// For a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) that
     /// [`CorsPolicy::layer_for`] does not answer: why it is refused, for the log line.
-    pub fn refused_preflight(&self, request: &Request) -> Option<&'static str> {
+    pub(crate) fn refused_preflight(&self, request: &Request) -> Option<&'static str> {
         let headers = request.headers();
         if request.method() != Method::OPTIONS
             || !headers.contains_key(header::ORIGIN)
@@ -178,6 +157,7 @@ impl CorsPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::check_origin;
 
     #[test]
     fn origins_must_be_exact() {

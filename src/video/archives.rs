@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::client::{VideoClient, VideoError};
+use super::client::VideoClient;
+use super::error::VideoError;
 use super::resilience::{is_retryable, was_not_sent};
 
 /// What to record. Validated by the caller (HTTP layer) before it gets here.

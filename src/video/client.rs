@@ -10,7 +10,8 @@ use reqwest::header::{ACCEPT, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
 use url::Url;
 
-use super::credentials::{Credentials, CredentialsError};
+use super::credentials::Credentials;
+pub use super::error::{VideoError, VonageErrorBody};
 use super::options::SessionOptions;
 use super::resilience::{CircuitBreaker, RetryPolicy, is_outage, is_retryable};
 use super::rest_jwt::RestAuth;
@@ -37,92 +38,6 @@ pub struct ClientSettings {
     pub breaker_open_for: Duration,
     /// How long one REST JWT is reused (`video.rest_jwt_reuse_seconds`; 0: one per call).
     pub rest_jwt_reuse_secs: u64,
-}
-
-/// A call to Vonage that did not produce what was asked for. `Clone`, so that requests sharing
-/// one attempt (room single flight) can each answer with it.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum VideoError {
-    /// No answer in time.
-    #[error("the Video API did not answer within the timeout")]
-    Timeout,
-    /// The connection could not be made or broke before an answer.
-    #[error("could not reach the Video API: {reason}")]
-    Unreachable {
-        /// What failed (refused, reset, DNS...).
-        reason: String,
-        /// True when the connection was never made, so nothing was sent: any call is safe to retry.
-        before_sending: bool,
-    },
-    /// Vonage refused our credentials (401/403): a configuration problem, not the caller's.
-    #[error("the Video API rejected our credentials (HTTP {status})")]
-    AuthRejected {
-        /// HTTP status from Vonage.
-        status: u16,
-        /// Vonage's error detail.
-        detail: VonageErrorBody,
-    },
-    /// Vonage is overloaded or down (429, 503): worth retrying later.
-    #[error("the Video API is unavailable (HTTP {status})")]
-    Unavailable {
-        /// HTTP status from Vonage.
-        status: u16,
-        /// Vonage's `Retry-After`, when given.
-        retry_after: Option<Duration>,
-        /// Vonage's error detail.
-        detail: VonageErrorBody,
-    },
-    /// Any other non-success answer.
-    #[error("the Video API refused the request (HTTP {status})")]
-    Rejected {
-        /// HTTP status from Vonage.
-        status: u16,
-        /// Vonage's error detail.
-        detail: VonageErrorBody,
-    },
-    /// The circuit breaker is open: Vonage failed repeatedly and is not called for a while.
-    #[error("the Video API is failing; not calling it for {} ms", retry_after.as_millis())]
-    CircuitOpen {
-        /// When calls will be tried again.
-        retry_after: Duration,
-    },
-    /// Too many calls to Vonage are in flight already.
-    #[error("too many calls to the Video API are in flight")]
-    Saturated,
-    /// A success status with a body we cannot use.
-    #[error("the Video API answered with an unexpected body")]
-    InvalidResponse,
-    /// Our own signing failed.
-    #[error(transparent)]
-    Credentials(#[from] CredentialsError),
-}
-
-impl VideoError {
-    /// A short label for metrics.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            VideoError::Timeout => "timeout",
-            VideoError::Unreachable { .. } => "unreachable",
-            VideoError::AuthRejected { .. } => "auth_rejected",
-            VideoError::Unavailable { .. } => "unavailable",
-            VideoError::Rejected { .. } => "rejected",
-            VideoError::CircuitOpen { .. } => "circuit_open",
-            VideoError::Saturated => "saturated",
-            VideoError::InvalidResponse => "invalid_response",
-            VideoError::Credentials(_) => "credentials",
-        }
-    }
-}
-
-/// Vonage's JSON error body `{code, message, description}`, parsed leniently.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct VonageErrorBody {
-    /// Vonage's numeric code, e.g. `-1` or `15008`.
-    #[serde(default)]
-    pub code: Option<i64>,
-    /// Vonage's message.
-    #[serde(default)]
-    pub message: Option<String>,
 }
 
 /// The Video API client. Cheap to clone: the HTTP client and credentials are shared.
@@ -259,11 +174,6 @@ impl VideoClient {
         calls.increment(1);
         duration.record(started.elapsed().as_secs_f64());
         result
-    }
-
-    /// The credentials this client signs with.
-    pub fn credentials(&self) -> &Arc<Credentials> {
-        &self.credentials
     }
 
     /// Creates a session: `POST /session/create` with a form body

@@ -4,6 +4,7 @@
 pub mod archives;
 pub mod client;
 pub mod credentials;
+pub mod error;
 pub mod moderation;
 pub mod options;
 pub mod resilience;

@@ -6,7 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::client::{VideoClient, VideoError};
+use super::client::VideoClient;
+use super::error::VideoError;
 use super::resilience::{is_retryable, was_not_sent};
 
 /// Most bytes of a signal's `type` Vonage accepts.

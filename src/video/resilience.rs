@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::client::VideoError;
+use super::error::VideoError;
 
 /// When and how often to retry.
 #[derive(Debug, Clone)]

@@ -119,6 +119,11 @@ mod tests {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation};
     use secrecy::SecretString;
 
+    #[test]
+    fn config_refuses_what_the_reuse_cap_allows_no_more() {
+        assert_eq!(MAX_REUSE_SECS, crate::config::REST_JWT_MAX_REUSE_SECONDS);
+    }
+
     const KEY_PEM: &str = include_str!("../../tests/fixtures/application_private_key.pem");
     const PUBLIC_PEM: &str = include_str!("../../tests/fixtures/application_public_key.pem");
     const APP_ID: &str = "00000000-0000-4000-8000-000000000000";

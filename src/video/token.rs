@@ -2,51 +2,11 @@
 //! `@vonage/video` RS256 claim set for applications, the HS256 JWT current SDKs make for legacy
 //! projects, and `T1==` tokens for old client SDKs.
 
+use super::credentials::{Credentials, CredentialsError};
+pub use crate::vocab::{LegacyTokenFormat, Role};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-use super::credentials::{Credentials, CredentialsError};
-
-/// A participant's role in a session.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Publishes and subscribes (the default).
-    #[default]
-    Publisher,
-    /// Subscribes only.
-    Subscriber,
-    /// Publishes and subscribes, and may force others out or mute them.
-    Moderator,
-    /// Publishes only.
-    #[serde(rename = "publisheronly")]
-    PublisherOnly,
-}
-
-impl Role {
-    /// The wire name, as the SDKs spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Publisher => "publisher",
-            Role::Subscriber => "subscriber",
-            Role::Moderator => "moderator",
-            Role::PublisherOnly => "publisheronly",
-        }
-    }
-}
-
-/// Which token format legacy credentials produce.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LegacyTokenFormat {
-    /// HS256 JWT, as opentok-node ≥ 2.19, Python ≥ 3.10 and Java ≥ 4.15 make them.
-    #[default]
-    Jwt,
-    /// `T1==` HMAC-SHA1 tokens, for client SDKs too old to accept JWTs.
-    T1,
-}
+use serde::Serialize;
 
 /// What a token grants. The caller's policy has already decided every field.
 #[derive(Debug, Clone)]

@@ -29,14 +29,6 @@ async fn connected_session(app: &TestApp, body: Value) -> String {
     sid
 }
 
-async fn get(app: &TestApp, path: &str) -> reqwest::Response {
-    app.client
-        .get(format!("{}{path}", app.url))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn the_full_lifecycle_through_our_api_in_both_credential_modes() {
     for kind in [Kind::Application, Kind::Legacy] {
@@ -68,7 +60,8 @@ async fn the_full_lifecycle_through_our_api_in_both_credential_modes() {
             .post_json(&format!("/archives/{id}/stop"), &json!({}))
             .await;
         assert_eq!(stopped.status(), 200);
-        let fetched: Value = get(&app, &format!("/archives/{id}"))
+        let fetched: Value = app
+            .get(&format!("/archives/{id}"))
             .await
             .json()
             .await
@@ -80,7 +73,8 @@ async fn the_full_lifecycle_through_our_api_in_both_credential_modes() {
         );
         assert!(fetched["sizeBytes"].as_u64().unwrap() > 0);
 
-        let page: Value = get(&app, &format!("/sessions/{sid}/archives?offset=0&count=10"))
+        let page: Value = app
+            .get(&format!("/sessions/{sid}/archives?offset=0&count=10"))
             .await
             .json()
             .await
@@ -166,7 +160,7 @@ async fn vonage_conflicts_map_to_our_codes() {
 
     let unknown = "0b6c6a4e-0a5c-4a58-9d2f-1e0f3f3d7c11";
     assert_problem(
-        get(&app, &format!("/archives/{unknown}")).await,
+        app.get(&format!("/archives/{unknown}")).await,
         404,
         "archive_not_found",
     )
@@ -190,13 +184,14 @@ async fn refusals_happen_before_anything_is_sent_to_vonage() {
         .await;
     assert_problem(foreign, 404, "session_not_found").await;
     assert_problem(
-        get(&app, &format!("/sessions/{FOREIGN_SESSION_ID}/archives")).await,
+        app.get(&format!("/sessions/{FOREIGN_SESSION_ID}/archives"))
+            .await,
         404,
         "session_not_found",
     )
     .await;
     assert_problem(
-        get(&app, "/archives/not-a-uuid").await,
+        app.get("/archives/not-a-uuid").await,
         404,
         "archive_not_found",
     )
@@ -239,7 +234,7 @@ async fn refusals_happen_before_anything_is_sent_to_vonage() {
     }
     for query in ["count=0", "count=1001", "offset=-1", "page=2"] {
         assert_problem(
-            get(&app, &format!("/sessions/{sid}/archives?{query}")).await,
+            app.get(&format!("/sessions/{sid}/archives?{query}")).await,
             400,
             "invalid_request",
         )
@@ -290,13 +285,13 @@ async fn only_moderators_start_and_stop_while_only_readers_read() {
     .await;
     // Recordings are private by default: the default anonymous grant cannot read them.
     assert_problem(
-        get(&anonymous, &format!("/archives/{id}")).await,
+        anonymous.get(&format!("/archives/{id}")).await,
         403,
         "forbidden",
     )
     .await;
     assert_problem(
-        get(&anonymous, &format!("/sessions/{sid}/archives")).await,
+        anonymous.get(&format!("/sessions/{sid}/archives")).await,
         403,
         "forbidden",
     )
@@ -308,12 +303,13 @@ async fn only_moderators_start_and_stop_while_only_readers_read() {
     )
     .await;
     assert_eq!(
-        get(&readers, &format!("/archives/{id}")).await.status(),
+        readers.get(&format!("/archives/{id}")).await.status(),
         200,
         "video:archives:read may read"
     );
     assert_eq!(
-        get(&readers, &format!("/sessions/{sid}/archives"))
+        readers
+            .get(&format!("/sessions/{sid}/archives"))
             .await
             .status(),
         200
@@ -338,7 +334,7 @@ async fn archive_ids_are_sent_upstream_in_canonical_form_whatever_the_callers_sp
         format!("urn:uuid:{id}"),
         id.to_uppercase(),
     ] {
-        let fetched = get(&app, &format!("/archives/{spelling}")).await;
+        let fetched = app.get(&format!("/archives/{spelling}")).await;
         assert_eq!(fetched.status(), 200, "{spelling}");
         let fetched: Value = fetched.json().await.unwrap();
         assert_eq!(fetched["id"], id.as_str());

@@ -436,22 +436,9 @@ async fn recordings_are_private_by_default_and_the_room_to_archives_chain_is_ref
     let joined = app.post_json("/rooms/attack-room/join", &json!({})).await;
     assert_eq!(joined.status(), 201);
     // The attack chain: room -> sessionId -> its archives -> download URLs.
-    let room: Value = app
-        .client
-        .get(format!("{}/rooms/attack-room", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let room: Value = app.get("/rooms/attack-room").await.json().await.unwrap();
     let sid = room["sessionId"].as_str().unwrap();
-    let list = app
-        .client
-        .get(format!("{}/sessions/{sid}/archives", app.url))
-        .send()
-        .await
-        .unwrap();
+    let list = app.get(&format!("/sessions/{sid}/archives")).await;
     let problem = assert_problem(list, 403, "forbidden").await;
     assert!(
         problem["detail"]

@@ -110,15 +110,7 @@ async fn route_labels_are_the_openapi_path_templates() {
             .await
             .unwrap();
     }
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get("/metrics").await.text().await.unwrap();
     for template in paths.keys() {
         assert!(
             metrics.contains(&format!("route=\"{template}\"")),

@@ -10,30 +10,12 @@ use serde_json::{Value, json};
 use vonage_sessions::emulator::{Emulator, EmulatorCredentials, Faults};
 use vonage_sessions::video::session_id::{self, DecodedSessionId};
 
-const API_KEY: &str = "123456";
-const SECRET: &str = "1234567890abcdef1234567890abcdef1234567890";
-const APP_ID: &str = "00000000-0000-4000-8000-000000000000";
-const PRIVATE_PEM: &[u8] = include_bytes!("../fixtures/application_private_key.pem");
+use crate::helpers::{
+    API_KEY, API_SECRET as SECRET, APPLICATION_ID as APP_ID, PRIVATE_KEY, TestEmulator,
+};
 
 /// One auth header to send, or none.
 type Auth = Option<(&'static str, String)>;
-
-struct TestEmulator {
-    url: String,
-    http: reqwest::Client,
-}
-
-/// Starts an emulator that knows both the legacy project and the application.
-async fn spawn(faults: Faults) -> TestEmulator {
-    let credentials = crate::helpers::test_credentials();
-    let addr = "127.0.0.1:0".parse().unwrap();
-    let emulator = Emulator::bind(addr, credentials, faults).await.unwrap();
-    let url = emulator.base_url();
-    tokio::spawn(emulator.run_until(std::future::pending()));
-    let timeout = Duration::from_secs(10);
-    let http = reqwest::Client::builder().timeout(timeout).build().unwrap();
-    TestEmulator { url, http }
-}
 
 impl TestEmulator {
     /// `POST /session/create` with an optional auth header and a form body (none if empty).
@@ -60,7 +42,7 @@ impl TestEmulator {
         response.json().await.unwrap_or(Value::Null)
     }
 
-    async fn get(&self, path: &str) -> Value {
+    async fn read(&self, path: &str) -> Value {
         self.control(Method::GET, path, None).await
     }
 }
@@ -80,7 +62,7 @@ fn hs256(claims: &Value, secret: &str) -> String {
 }
 
 fn rs256(claims: &Value) -> String {
-    let key = EncodingKey::from_rsa_pem(PRIVATE_PEM).expect("fixture private key");
+    let key = EncodingKey::from_rsa_pem(PRIVATE_KEY.as_bytes()).expect("fixture private key");
     sign(Algorithm::RS256, claims, &key)
 }
 
@@ -122,7 +104,7 @@ fn decoded(session: &Value) -> DecodedSessionId {
 
 #[tokio::test]
 async fn legacy_create_returns_one_session_owned_by_the_api_key() {
-    let emulator = spawn(Faults::default()).await;
+    let emulator = TestEmulator::spawn(Faults::default()).await;
     let response = emulator.create(good_legacy(), "archiveMode=manual").await;
     let session = created(response).await;
     assert_eq!(decoded(&session).owner, API_KEY);
@@ -137,7 +119,7 @@ async fn legacy_create_returns_one_session_owned_by_the_api_key() {
 
 #[tokio::test]
 async fn application_create_returns_a_session_owned_by_the_application() {
-    let emulator = spawn(Faults::default()).await;
+    let emulator = TestEmulator::spawn(Faults::default()).await;
     let claims = json!({"application_id": APP_ID, "iat": now(), "exp": now() + 900, "jti": "u"});
     let session = created(emulator.create(bearer(rs256(&claims)), "").await).await;
     assert_eq!(decoded(&session).owner, APP_ID);
@@ -146,7 +128,7 @@ async fn application_create_returns_a_session_owned_by_the_application() {
 
 #[tokio::test]
 async fn bad_auth_is_refused_with_403_and_the_real_error_shape() {
-    let emulator = spawn(Faults::default()).await;
+    let emulator = TestEmulator::spawn(Faults::default()).await;
     let (now, secret) = (now(), SECRET);
     let app = json!({"application_id": APP_ID, "iat": now, "exp": now + 300});
     let in_future = "issued time cannot be greater than current time";
@@ -177,7 +159,7 @@ async fn bad_auth_is_refused_with_403_and_the_real_error_shape() {
 
 #[tokio::test]
 async fn sdk_quirks_are_tolerated() {
-    let emulator = spawn(Faults::default()).await;
+    let emulator = TestEmulator::spawn(Faults::default()).await;
     for body in [
         "archiveMode=manual&location=null&p2p.preference=disabled",
         "archiveMode=always&location=192.168.0.1&media_mode=routed&e2ee=True&p2p.preference=disabled",
@@ -196,7 +178,7 @@ async fn sdk_quirks_are_tolerated() {
 
 #[tokio::test]
 async fn invalid_forms_are_refused_with_400_naming_the_field() {
-    let emulator = spawn(Faults::default()).await;
+    let emulator = TestEmulator::spawn(Faults::default()).await;
     for (body, field) in [
         ("archiveMode=always&p2p.preference=enabled", "archiveMode"),
         ("location=300.1.1.1", "location"),
@@ -216,7 +198,7 @@ async fn invalid_forms_are_refused_with_400_naming_the_field() {
 
 #[tokio::test]
 async fn relayed_session_ids_carry_p_and_routed_ones_do_not() {
-    let emulator = spawn(Faults::default()).await;
+    let emulator = TestEmulator::spawn(Faults::default()).await;
     let relayed = emulator.create(good_legacy(), "p2p.preference=enabled");
     assert!(decoded(&created(relayed.await).await).relayed);
     let routed = emulator.create(good_legacy(), "location=10.1.2.3");
@@ -227,7 +209,7 @@ async fn relayed_session_ids_carry_p_and_routed_ones_do_not() {
 
 #[tokio::test]
 async fn unknown_paths_answer_404_in_the_real_shape() {
-    let emulator = spawn(Faults::default()).await;
+    let emulator = TestEmulator::spawn(Faults::default()).await;
     let url = format!("{}/v2/project/x/archive", emulator.url);
     let response = emulator.http.get(url).send().await.unwrap();
     assert_eq!(response.status(), 404);
@@ -238,7 +220,7 @@ async fn unknown_paths_answer_404_in_the_real_shape() {
 
 #[tokio::test]
 async fn an_injected_429_carries_retry_after_and_spares_control_endpoints() {
-    let emulator = spawn(Faults::default()).await;
+    let emulator = TestEmulator::spawn(Faults::default()).await;
     let faults = json!({"errorRate": 1.0, "errorStatus": 429});
     let path = "/_emulator/faults";
     emulator.control(Method::PUT, path, Some(faults)).await;
@@ -247,14 +229,14 @@ async fn an_injected_429_carries_retry_after_and_spares_control_endpoints() {
     assert_eq!(response.headers()[RETRY_AFTER], "1");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["message"], "Service unavailable (injected fault)");
-    assert_eq!(emulator.get(path).await["errorStatus"], 429);
+    assert_eq!(emulator.read(path).await["errorStatus"], 429);
     emulator.control(Method::DELETE, path, None).await;
     assert_eq!(emulator.create(good_legacy(), "").await.status(), 200);
 }
 
 #[tokio::test]
 async fn a_dropped_connection_reaches_the_client_as_an_error() {
-    let emulator = spawn(Faults {
+    let emulator = TestEmulator::spawn(Faults {
         drop_rate: 1.0,
         ..Faults::default()
     })
@@ -264,13 +246,13 @@ async fn a_dropped_connection_reaches_the_client_as_an_error() {
     let result = emulator.http.post(url).header(name, token).send().await;
     let error = result.expect_err("no response when the connection is dropped");
     assert!(!error.is_timeout(), "{error}");
-    let log = emulator.get("/_emulator/requests").await;
+    let log = emulator.read("/_emulator/requests").await;
     assert_eq!(log[0]["status"], 0, "{log}");
 }
 
 #[tokio::test]
 async fn injected_latency_delays_the_answer() {
-    let emulator = spawn(Faults {
+    let emulator = TestEmulator::spawn(Faults {
         latency_ms: 200,
         ..Faults::default()
     })
@@ -284,13 +266,13 @@ async fn injected_latency_delays_the_answer() {
 
 #[tokio::test]
 async fn control_endpoints_list_sessions_and_captured_requests() {
-    let emulator = spawn(Faults::default()).await;
+    let emulator = TestEmulator::spawn(Faults::default()).await;
     let body = "p2p.preference=disabled&archiveMode=always&archiveName=foo\
                 &archiveResolution=1280x720&location=10.0.0.1&e2ee=true";
     let session = created(emulator.create(good_legacy(), body).await).await;
     emulator.create(None, "archiveMode=manual").await;
 
-    let sessions = emulator.get("/_emulator/sessions").await;
+    let sessions = emulator.read("/_emulator/sessions").await;
     let expected = json!([{
         "sessionId": session["session_id"], "owner": API_KEY, "credential": "legacy",
         "mediaMode": "routed", "archiveMode": "always", "location": "10.0.0.1", "e2ee": true,
@@ -300,7 +282,7 @@ async fn control_endpoints_list_sessions_and_captured_requests() {
     assert_eq!(sessions, expected);
     assert!(sessions[0]["createdAt"].as_u64().unwrap() > 1_700_000_000_000);
 
-    let log = emulator.get("/_emulator/requests").await;
+    let log = emulator.read("/_emulator/requests").await;
     let (first, second) = (&log[0], &log[1]);
     assert_eq!(first["method"], "POST");
     assert_eq!(first["path"], "/session/create");
@@ -322,11 +304,11 @@ async fn control_endpoints_list_sessions_and_captured_requests() {
     emulator
         .control(Method::DELETE, "/_emulator/requests", None)
         .await;
-    assert_eq!(emulator.get("/_emulator/requests").await, json!([]));
+    assert_eq!(emulator.read("/_emulator/requests").await, json!([]));
     emulator
         .control(Method::POST, "/_emulator/reset", None)
         .await;
-    assert_eq!(emulator.get("/_emulator/sessions").await, json!([]));
+    assert_eq!(emulator.read("/_emulator/sessions").await, json!([]));
 }
 
 #[tokio::test]

@@ -4,89 +4,21 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
-use vonage_sessions::emulator::{Emulator, Faults};
 
-const API_KEY: &str = "123456";
-const SECRET: &str = "1234567890abcdef1234567890abcdef1234567890";
-const APP_ID: &str = "00000000-0000-4000-8000-000000000000";
-const PRIVATE_PEM: &[u8] = include_bytes!("../fixtures/application_private_key.pem");
-/// A well-formed session ID of API key 654321, which the emulator never created.
-const FOREIGN_SESSION_ID: &str =
-    "1_MX42NTQzMjF-flNhdCBNYXIgMTUgMTQ6NDI6MjMgUERUIDIwMTR-MC40OTAxMzAyNX4";
+use crate::helpers::{API_KEY, APPLICATION_ID as APP_ID, FOREIGN_SESSION_ID, Kind, TestEmulator};
 
 const RELAYED: &str = "Only routed sessions are allowed to initiate archives.";
 const NO_CLIENTS: &str = "No clients are actively connected to the OpenTok session.";
 const STOP_STATE: &str = "You can only stop an archive that has one of the following statuses: started OR paused OR stopped";
 const DELETE_STATE: &str = "You can only delete an archive that has one of the following statuses: available OR uploaded OR deleted";
 
-/// Which credential a call authenticates with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Legacy,
-    Application,
-}
-
 impl Kind {
-    fn owner(self) -> &'static str {
-        match self {
-            Kind::Legacy => API_KEY,
-            Kind::Application => APP_ID,
-        }
-    }
-
-    /// A fresh REST auth header, as the SDKs send it.
-    fn header(self) -> (&'static str, String) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        match self {
-            Kind::Legacy => {
-                let claims =
-                    json!({"iss": API_KEY, "ist": "project", "iat": now, "exp": now + 180});
-                let key = EncodingKey::from_secret(SECRET.as_bytes());
-                let jwt = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key);
-                ("x-opentok-auth", jwt.unwrap())
-            }
-            Kind::Application => {
-                let claims =
-                    json!({"application_id": APP_ID, "iat": now, "exp": now + 300, "jti": "j"});
-                let key = EncodingKey::from_rsa_pem(PRIVATE_PEM).unwrap();
-                let jwt = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key);
-                ("authorization", format!("Bearer {}", jwt.unwrap()))
-            }
-        }
-    }
-
     fn archives(self) -> String {
         format!("/v2/project/{}/archive", self.owner())
     }
-}
-
-struct TestEmulator {
-    url: String,
-    http: reqwest::Client,
-}
-
-/// Starts an emulator knowing both credentials; `delay` before stopped archives are available.
-async fn spawn(delay: Duration) -> TestEmulator {
-    let credentials = crate::helpers::test_credentials();
-    let addr = "127.0.0.1:0".parse().unwrap();
-    let emulator = Emulator::bind(addr, credentials, Faults::default())
-        .await
-        .unwrap();
-    let emulator = emulator.with_archive_delay(delay);
-    let url = emulator.base_url();
-    tokio::spawn(emulator.run_until(std::future::pending()));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    TestEmulator { url, http }
 }
 
 impl TestEmulator {
@@ -200,7 +132,7 @@ fn error_body(code: i64, message: &str) -> Value {
 
 #[tokio::test]
 async fn the_full_lifecycle_in_both_credential_modes() {
-    let emulator = spawn(Duration::ZERO).await;
+    let emulator = TestEmulator::with_archive_delay(Duration::ZERO).await;
     for kind in [Kind::Legacy, Kind::Application] {
         let session_id = emulator.live_session(kind).await;
         let before = SystemTime::now()
@@ -305,7 +237,7 @@ async fn the_full_lifecycle_in_both_credential_modes() {
 
 #[tokio::test]
 async fn start_options_are_echoed_and_python_nulls_are_absent() {
-    let emulator = spawn(Duration::ZERO).await;
+    let emulator = TestEmulator::with_archive_delay(Duration::ZERO).await;
     let session_id = emulator.live_session(Kind::Application).await;
     #[rustfmt::skip]
     let python = json!({"sessionId": session_id, "name": null, "hasAudio": true, "hasVideo": false,
@@ -346,7 +278,7 @@ async fn start_options_are_echoed_and_python_nulls_are_absent() {
 
 #[tokio::test]
 async fn relayed_sessions_sessions_without_clients_and_bad_bodies_are_refused() {
-    let emulator = spawn(Duration::ZERO).await;
+    let emulator = TestEmulator::with_archive_delay(Duration::ZERO).await;
     let kind = Kind::Legacy;
     let relayed = emulator.session(kind, "p2p.preference=enabled").await;
     emulator.connect(&relayed, true).await;
@@ -407,7 +339,7 @@ async fn relayed_sessions_sessions_without_clients_and_bad_bodies_are_refused() 
 
 #[tokio::test]
 async fn unknown_and_foreign_sessions_and_archives_are_404() {
-    let emulator = spawn(Duration::ZERO).await;
+    let emulator = TestEmulator::with_archive_delay(Duration::ZERO).await;
     let not_found = |message: &str| error_body(-1, message);
     let session_404 = not_found("Not found. You passed in an invalid session ID.");
     let archive_404 = not_found("Not found. You passed in an invalid archive ID.");
@@ -449,7 +381,7 @@ async fn unknown_and_foreign_sessions_and_archives_are_404() {
 
 #[tokio::test]
 async fn one_recording_per_session_unless_tags_differ() {
-    let emulator = spawn(Duration::ZERO).await;
+    let emulator = TestEmulator::with_archive_delay(Duration::ZERO).await;
     let kind = Kind::Application;
     let session_id = emulator.live_session(kind).await;
     let first = emulator
@@ -484,7 +416,7 @@ async fn one_recording_per_session_unless_tags_differ() {
 
 #[tokio::test]
 async fn stop_and_delete_in_the_wrong_state_are_409_with_the_real_codes() {
-    let emulator = spawn(Duration::ZERO).await;
+    let emulator = TestEmulator::with_archive_delay(Duration::ZERO).await;
     let kind = Kind::Legacy;
     let session_id = emulator.live_session(kind).await;
     let id = emulator
@@ -527,7 +459,7 @@ async fn stop_and_delete_in_the_wrong_state_are_409_with_the_real_codes() {
 
 #[tokio::test]
 async fn a_processing_delay_keeps_stopped_archives_stopped_and_stop_idempotent() {
-    let emulator = spawn(Duration::from_secs(60)).await;
+    let emulator = TestEmulator::with_archive_delay(Duration::from_secs(60)).await;
     let kind = Kind::Legacy;
     let session_id = emulator.live_session(kind).await;
     let id = emulator
@@ -555,7 +487,7 @@ async fn a_processing_delay_keeps_stopped_archives_stopped_and_stop_idempotent()
 
 #[tokio::test]
 async fn listing_pages_newest_first_with_the_total() {
-    let emulator = spawn(Duration::ZERO).await;
+    let emulator = TestEmulator::with_archive_delay(Duration::ZERO).await;
     let kind = Kind::Legacy;
     let session_id = emulator.live_session(kind).await;
     let other = emulator.live_session(kind).await;
@@ -615,7 +547,7 @@ async fn listing_pages_newest_first_with_the_total() {
 
 #[tokio::test]
 async fn the_path_must_name_the_authenticated_project() {
-    let emulator = spawn(Duration::ZERO).await;
+    let emulator = TestEmulator::with_archive_delay(Duration::ZERO).await;
     let expected_message = "Invalid project ID: it is not the authenticated API key or application";
     for (kind, other) in [
         (Kind::Legacy, Kind::Application),

@@ -125,12 +125,7 @@ async fn bad_fields_are_invalid_request_naming_the_field() {
 #[tokio::test]
 async fn unknown_routes_and_methods_are_problems_too() {
     let app = TestApp::spawn(Kind::Legacy).await;
-    let missing = app
-        .client
-        .get(format!("{}/nowhere", app.url))
-        .send()
-        .await
-        .unwrap();
+    let missing = app.get("/nowhere").await;
     assert_problem(missing, 404, "not_found").await;
     let wrong_method = app
         .client
@@ -163,11 +158,6 @@ async fn sane_request_ids_are_kept_and_others_replaced() {
     let id = replaced.headers()["x-request-id"].to_str().unwrap();
     assert_ne!(id, insane);
     assert_eq!(id.len(), 36, "a generated UUID");
-    let generated = app
-        .client
-        .get(format!("{}/livez", app.url))
-        .send()
-        .await
-        .unwrap();
+    let generated = app.get("/livez").await;
     assert!(generated.headers().contains_key("x-request-id"));
 }

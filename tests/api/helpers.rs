@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use figment::providers::{Format as _, Toml};
-use jsonwebtoken::DecodingKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use secrecy::SecretString;
-use serde_json::Value;
+use serde_json::{Value, json};
 use vonage_sessions::app::App;
 use vonage_sessions::config::{Config, Sources};
 use vonage_sessions::emulator::{
@@ -36,6 +37,29 @@ impl Kind {
         match self {
             Kind::Application => APPLICATION_ID,
             Kind::Legacy => API_KEY,
+        }
+    }
+
+    /// A fresh REST auth header for Vonage, as the SDKs send it.
+    pub(crate) fn header(self) -> (&'static str, String) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        match self {
+            Kind::Legacy => {
+                let claims =
+                    json!({"iss": API_KEY, "ist": "project", "iat": now, "exp": now + 180});
+                let key = EncodingKey::from_secret(API_SECRET.as_bytes());
+                let jwt = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key);
+                ("x-opentok-auth", jwt.unwrap())
+            }
+            Kind::Application => {
+                let claims = json!({"application_id": APPLICATION_ID, "iat": now, "exp": now + 300, "jti": "j"});
+                let key = EncodingKey::from_rsa_pem(PRIVATE_KEY.as_bytes()).unwrap();
+                let jwt = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key);
+                ("authorization", format!("Bearer {}", jwt.unwrap()))
+            }
         }
     }
 
@@ -87,6 +111,42 @@ pub(crate) async fn spawn_emulator_with(credentials: EmulatorCredentials) -> Str
     let url = emulator.base_url();
     tokio::spawn(emulator.run_until(std::future::pending()));
     url
+}
+
+/// An emulator under test, called directly (no service in front of it). Tests add the calls
+/// they need in `impl TestEmulator` blocks of their own.
+pub(crate) struct TestEmulator {
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
+}
+
+impl TestEmulator {
+    /// An emulator knowing both test credentials, with `faults` from the start.
+    pub(crate) async fn spawn(faults: Faults) -> Self {
+        Self::bind(faults, None).await
+    }
+
+    /// An emulator without faults whose stopped archives become available after `delay`.
+    pub(crate) async fn with_archive_delay(delay: Duration) -> Self {
+        Self::bind(Faults::default(), Some(delay)).await
+    }
+
+    async fn bind(faults: Faults, archive_delay: Option<Duration>) -> Self {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut emulator = Emulator::bind(addr, test_credentials(), faults)
+            .await
+            .unwrap();
+        if let Some(delay) = archive_delay {
+            emulator = emulator.with_archive_delay(delay);
+        }
+        let url = emulator.base_url();
+        tokio::spawn(emulator.run_until(std::future::pending()));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        Self { url, http }
+    }
 }
 
 /// A running service and a client for it.
@@ -153,6 +213,15 @@ impl TestApp {
         }
     }
 
+    /// `GET path` on the service.
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub(crate) async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(format!("{}{path}", self.url))
@@ -183,6 +252,28 @@ impl TestApp {
         let response = self.client.get(url).send().await.unwrap();
         response.json().await.unwrap()
     }
+}
+
+/// Sets the emulator's faults at `upstream` (its `PUT /_emulator/faults`): the one way the
+/// tests inject faults into a running emulator.
+pub(crate) async fn set_faults(upstream: &str, faults: Value) {
+    let response = client()
+        .put(format!("{upstream}/_emulator/faults"))
+        .json(&faults)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "setting faults {faults}");
+}
+
+/// Clears the emulator's faults at `upstream`.
+pub(crate) async fn clear_faults(upstream: &str) {
+    let response = client()
+        .delete(format!("{upstream}/_emulator/faults"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "clearing faults");
 }
 
 pub(crate) fn client() -> reqwest::Client {

@@ -16,6 +16,7 @@ mod helpers;
 mod lifecycle;
 mod logging;
 mod moderation;
+mod module_graph;
 mod openapi;
 mod process;
 mod redis_topologies;

@@ -686,15 +686,7 @@ async fn anonymous_mode_bans_nobody_and_untracked_presence_disconnects_nobody() 
         .await
         .unwrap();
     assert_eq!(bans, json!({"items": []}));
-    let room: Value = app
-        .client
-        .get(format!("{}/rooms/lobby", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let room: Value = app.get("/rooms/lobby").await.json().await.unwrap();
     assert_eq!(room["muteAll"]["active"], false, "{room}");
 }
 
@@ -915,15 +907,7 @@ async fn mute_one_then_mute_all_with_exclusions_as_room_state() {
     assert_eq!(body["excludedStreamIds"], json!([c]));
     let state = emulator_moderation(&app, &sid).await;
     assert!(muted(&state, &b) && !muted(&state, &c), "{state}");
-    let room: Value = app
-        .client
-        .get(format!("{}/rooms/mutes", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let room: Value = app.get("/rooms/mutes").await.json().await.unwrap();
     assert_eq!(
         room["muteAll"]["active"], true,
         "shown as room state: {room}"
@@ -957,15 +941,7 @@ async fn mute_one_then_mute_all_with_exclusions_as_room_state() {
     .await
     .unwrap();
     assert_eq!(lifted["active"], false);
-    let room: Value = app
-        .client
-        .get(format!("{}/rooms/mutes", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let room: Value = app.get("/rooms/mutes").await.json().await.unwrap();
     assert_eq!(room["muteAll"]["active"], false);
     assert!(emulator_moderation(&app, &sid).await["muteAll"].is_null());
 }

@@ -20,12 +20,7 @@ async fn served_openapi_matches_the_committed_copy() {
     );
 
     let app = TestApp::spawn(Kind::Legacy).await;
-    let served = app
-        .client
-        .get(format!("{}/openapi.json", app.url))
-        .send()
-        .await
-        .unwrap();
+    let served = app.get("/openapi.json").await;
     assert_eq!(served.status(), 200);
     assert_eq!(served.text().await.unwrap(), generated);
     let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use vonage_sessions::video::Credentials;
 
 use crate::helpers::{
-    API_KEY, API_SECRET, APPLICATION_ID, FOREIGN_SESSION_ID, PRIVATE_KEY, client, spawn_emulator,
+    API_KEY, API_SECRET, APPLICATION_ID, FOREIGN_SESSION_ID, PRIVATE_KEY, clear_faults, client,
+    set_faults, spawn_emulator,
 };
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_vonage-sessions");
@@ -237,11 +238,7 @@ async fn healthcheck_follows_readyz_and_sigterm_drains_in_flight_requests_then_e
 
     // A request in flight when SIGTERM arrives still gets its answer.
     let http = client();
-    http.put(format!("{upstream}/_emulator/faults"))
-        .json(&json!({"latencyMs": 700}))
-        .send()
-        .await
-        .unwrap();
+    set_faults(&upstream, json!({"latencyMs": 700})).await;
     let in_flight = tokio::spawn({
         let url = format!("{}/sessions", service.url);
         let http = http.clone();
@@ -341,34 +338,36 @@ async fn assert_nothing_leaks(
         bodies.push_str(&text);
     }
     // Vonage rejecting our credentials is logged as an error, without the secret.
-    http.put(format!("{upstream}/_emulator/faults"))
-        .json(&json!({"errorRate": 1.0, "errorStatus": 403}))
-        .send()
-        .await
-        .unwrap();
+    set_faults(&upstream, json!({"errorRate": 1.0, "errorStatus": 403})).await;
     let rejected = http
         .post(format!("{}/sessions", service.url))
         .send()
         .await
         .unwrap();
     assert_eq!(rejected.status(), 502);
+    let rejected_id = rejected.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     bodies.push_str(&rejected.text().await.unwrap());
-    http.delete(format!("{upstream}/_emulator/faults"))
-        .send()
-        .await
-        .unwrap();
+    clear_faults(&upstream).await;
 
     let (code, logs) = tokio::task::spawn_blocking(move || service.terminate())
         .await
         .unwrap();
     assert_eq!(code, 0);
-    assert!(
-        logs.lines()
-            .any(|line| line.contains("Vonage rejected our credentials")
-                && line.contains("403")
-                && line.contains("request_id")),
-        "the rejection is logged as such, with its status and request: {logs}"
-    );
+    // The one line for that request: the rejection, its status, the request's own ID.
+    let rejection: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("Vonage rejected our credentials"))
+        .collect();
+    assert!(!rejection.is_empty(), "the rejection is logged: {logs}");
+    for line in rejection {
+        assert!(
+            line.contains("403") && line.contains(&rejected_id),
+            "the rejection names its status and request {rejected_id}: {line}"
+        );
+    }
     assert!(tokens.len() >= 4, "tokens were issued");
     for fragment in secret_fragments.iter().chain([&HS256_SECRET]) {
         assert!(!logs.contains(fragment), "secret in logs: {fragment}");
@@ -459,12 +458,7 @@ async fn the_emulator_command_serves_both_credential_kinds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_under_load_answers_every_accepted_request_and_exits_0() {
     let upstream = spawn_emulator().await;
-    client()
-        .put(format!("{upstream}/_emulator/faults"))
-        .json(&json!({"latencyMs": 300}))
-        .send()
-        .await
-        .unwrap();
+    set_faults(&upstream, json!({"latencyMs": 300})).await;
     let env = [
         ("VONAGE_SESSIONS__AUTH__MODE", "anonymous"),
         ("VONAGE_SESSIONS__SERVER__DRAIN_DELAY_MS", "600"),

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{client, spawn_emulator};
+use crate::helpers::{client, set_faults, spawn_emulator};
 use crate::process::{HS256_SECRET, LEGACY, Running, caller_token};
 
 /// The lines logged while the service handled requests: after start-up, before shutdown.
@@ -33,11 +33,7 @@ async fn failed_requests(format: &str) -> (Vec<String>, Vec<String>) {
         ("VONAGE_SESSIONS_AUTH_HS256_SECRET", HS256_SECRET),
     ];
     let http = client();
-    http.put(format!("{upstream}/_emulator/faults"))
-        .json(&json!({"errorRate": 1.0, "errorStatus": 503}))
-        .send()
-        .await
-        .unwrap();
+    set_faults(&upstream, json!({"errorRate": 1.0, "errorStatus": 503})).await;
     let service = Running::start(&["serve", "--listen", "127.0.0.1:0"], &env);
     // Start-up lines come on stderr, after the listening line on stdout: let them all arrive.
     for _ in 0..100 {

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
 
-use crate::helpers::{Kind, TestApp, assert_problem, client, spawn_emulator};
+use crate::helpers::{
+    Kind, TestApp, assert_problem, clear_faults, client, set_faults, spawn_emulator,
+};
+use crate::process::{LEGACY, Running};
 
 /// Fires `count` concurrent `POST /sessions`; returns the statuses.
 async fn concurrent_creates(app: &TestApp, count: usize) -> Vec<u16> {
@@ -29,16 +32,6 @@ async fn concurrent_creates(app: &TestApp, count: usize) -> Vec<u16> {
         statuses.push(task.await.unwrap());
     }
     statuses
-}
-
-async fn set_faults(upstream: &str, faults: Value) {
-    let response = client()
-        .put(format!("{upstream}/_emulator/faults"))
-        .json(&faults)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "setting faults {faults}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -102,25 +95,13 @@ async fn an_open_breaker_fails_fast_and_closes_once_vonage_returns() {
         calls_before,
         "an open breaker does not call Vonage"
     );
-    let ready: Value = app
-        .client
-        .get(format!("{}/readyz", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
     assert_eq!(
         ready["vonageBreaker"], "open",
         "readyz reports the breaker and stays ready: {ready}"
     );
 
-    client()
-        .delete(format!("{upstream}/_emulator/faults"))
-        .send()
-        .await
-        .unwrap();
+    clear_faults(&upstream).await;
     let returned = Instant::now();
     loop {
         if app.post_json("/sessions", &json!({})).await.status() == 201 {
@@ -132,15 +113,7 @@ async fn an_open_breaker_fails_fast_and_closes_once_vonage_returns() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let ready: Value = app
-        .client
-        .get(format!("{}/readyz", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["vonageBreaker"], "closed");
 }
 
@@ -182,12 +155,7 @@ async fn concurrency_limits_shed_load_with_a_fast_503() {
         .map(|_| tokio::spawn(http.post(url.clone()).send()))
         .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let live = app
-        .client
-        .get(format!("{}/livez", app.url))
-        .send()
-        .await
-        .unwrap();
+    let live = app.get("/livez").await;
     assert_eq!(
         live.status(),
         200,
@@ -214,12 +182,7 @@ async fn two_hundred_slow_clients_do_not_delay_livez() {
     let mut worst = Duration::ZERO;
     for _ in 0..20 {
         let started = Instant::now();
-        let response = app
-            .client
-            .get(format!("{}/livez", app.url))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get("/livez").await;
         assert_eq!(response.status(), 200);
         worst = worst.max(started.elapsed());
     }
@@ -254,47 +217,87 @@ async fn header_read_timeout_closes_stalled_connections() {
     assert!(read.is_ok(), "the server closed the stalled connection");
 }
 
+/// The sum of the series named `name` whose labels include every one of `labels`; `None` when
+/// there is no such series.
+fn series_value(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
+            series_name == name && labels.iter().all(|label| series_labels.contains(label))
+        })
+        .filter_map(|(_, value)| value.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// Every in-process test shares one metrics recorder, so this one runs the binary: each value
+/// it reads was made by its own requests, and a series only registered at zero cannot pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_are_exported_in_prometheus_text_with_the_documented_names() {
     let upstream = spawn_emulator().await;
-    let app = TestApp::spawn_against(Kind::Legacy, &upstream, "").await;
-    app.create_session(&json!({})).await;
-    app.post_json("/rooms/metrics-room/join", &json!({})).await;
+    let env = [
+        ("VONAGE_SESSIONS__AUTH__MODE", "anonymous"),
+        ("VIDEO_API_URL", upstream.as_str()),
+        LEGACY[0],
+        LEGACY[1],
+    ];
+    let service = Running::start(&["serve", "--listen", "127.0.0.1:0"], &env);
+    let http = client();
+    let post = |path: &str| http.post(format!("{}{path}", service.url)).json(&json!({}));
+    assert_eq!(post("/sessions").send().await.unwrap().status(), 201);
+    let joined = post("/rooms/metrics-room/join").send().await.unwrap();
+    assert_eq!(joined.status(), 201);
     set_faults(&upstream, json!({"errorRate": 1.0, "errorStatus": 503})).await;
-    app.post_json("/sessions", &json!({})).await;
-    client()
-        .delete(format!("{upstream}/_emulator/faults"))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(post("/sessions").send().await.unwrap().status(), 503);
+    clear_faults(&upstream).await;
 
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.url))
+    let response = http
+        .get(format!("{}/metrics", service.url))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
-    for name in [
-        "http_requests_total{",
-        "http_request_duration_seconds_bucket{",
-        "http_requests_in_flight",
-        "vonage_calls_total{",
-        "vonage_call_duration_seconds_bucket{",
-        "vonage_retries_total{",
-        "vonage_breaker_state",
-        "tokens_issued_total{role=\"publisher\"}",
-        "room_joins_total{outcome=\"created\"}",
-        "build_info{version=",
-    ] {
-        assert!(text.contains(name), "{name} missing from:\n{text}");
-    }
+    let at_least = |name: &str, labels: &[&str], least: f64| {
+        let value = series_value(&text, name, labels);
+        assert!(
+            value.is_some_and(|value| value >= least),
+            "{name}{labels:?} is {value:?}, expected at least {least}:\n{text}"
+        );
+    };
+    at_least(
+        "http_requests_total",
+        &["route=\"/sessions\"", "status=\"201\""],
+        1.0,
+    );
+    at_least(
+        "http_requests_total",
+        &["route=\"/sessions\"", "status=\"503\""],
+        1.0,
+    );
+    at_least(
+        "http_request_duration_seconds_count",
+        &["route=\"/sessions\""],
+        2.0,
+    );
+    at_least("vonage_calls_total", &[], 3.0);
+    at_least("vonage_call_duration_seconds_count", &[], 3.0);
+    at_least("vonage_retries_total", &[], 1.0);
+    at_least("tokens_issued_total", &["role=\"publisher\""], 2.0);
+    at_least("room_joins_total", &["outcome=\"created\""], 1.0);
+    at_least("build_info", &["version="], 1.0);
     assert!(
-        text.contains("route=\"/sessions\""),
-        "labelled by matched route"
+        series_value(&text, "vonage_breaker_state", &[]).is_some(),
+        "vonage_breaker_state missing from:\n{text}"
     );
     assert!(!text.contains("1_MX"), "no session ID becomes a label");
+    let (code, _) = tokio::task::spawn_blocking(move || service.terminate())
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
 }
 
 #[tokio::test]
@@ -314,11 +317,6 @@ async fn metrics_can_move_to_their_own_port() {
         .unwrap();
     assert_eq!(own.status(), 200);
     assert!(own.text().await.unwrap().contains("build_info"));
-    let main = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap();
+    let main = app.get("/metrics").await;
     assert_eq!(main.status(), 404, "not on the main listener any more");
 }

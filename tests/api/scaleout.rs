@@ -257,13 +257,7 @@ async fn two_hundred_joins_make_one_session(apps: &[TestApp], room: &str) {
 }
 
 async fn ready(app: &TestApp) -> u16 {
-    app.client
-        .get(format!("{}/readyz", app.url))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    app.get("/readyz").await.status().as_u16()
 }
 
 /// Rate limits on too (a large join budget), so the shared limiter runs on the topology too.

@@ -88,7 +88,7 @@ fn jwt_callers_need_video_moderate_for_moderator_tokens_and_their_identity_is_bo
     let plain = jwt_caller(&policy, &[Scope::Join], Some("Ada"));
     assert!(matches!(
         policy.grant(&plain, &moderator, ""),
-        Err(ApiError::RoleNotAllowed(Role::Moderator))
+        Err(AuthError::RoleNotAllowed(Role::Moderator))
     ));
     let moderating = jwt_caller(&policy, &[Scope::Join, Scope::Moderate], Some("Ada"));
     let grant = policy.grant(&moderating, &moderator, "").unwrap();
@@ -108,7 +108,7 @@ fn jwt_callers_need_video_moderate_for_moderator_tokens_and_their_identity_is_bo
         data: Some("x".repeat(990)),
         ..Default::default()
     };
-    let Err(ApiError::InvalidRequest { field, .. }) = policy.grant(&plain, &long, "token") else {
+    let Err(AuthError::InvalidRequest { field, .. }) = policy.grant(&plain, &long, "token") else {
         panic!("the bound data is over 1000 characters")
     };
     assert_eq!(field, "token.data");
@@ -165,7 +165,7 @@ fn anonymous_callers_cannot_be_moderators() {
     };
     assert!(matches!(
         policy.grant(&caller, &request, "token"),
-        Err(ApiError::RoleNotAllowed(Role::Moderator))
+        Err(AuthError::RoleNotAllowed(Role::Moderator))
     ));
 }
 
@@ -191,7 +191,8 @@ fn ttl_is_capped_by_config_and_bounded_by_vonage() {
         7 * 86_400
     );
     for bad in [0, 30 * 86_400 + 1] {
-        let Err(ApiError::InvalidRequest { field, .. }) = policy.grant(&caller, &ask(bad), "token")
+        let Err(AuthError::InvalidRequest { field, .. }) =
+            policy.grant(&caller, &ask(bad), "token")
         else {
             panic!("{bad} must be refused")
         };
@@ -224,7 +225,7 @@ fn data_and_layout_limits_name_the_field() {
         (spaced, "initialLayoutClassList"),
         (long_layout, "initialLayoutClassList"),
     ] {
-        let Err(ApiError::InvalidRequest { field, .. }) = policy.grant(&caller, &request, "")
+        let Err(AuthError::InvalidRequest { field, .. }) = policy.grant(&caller, &request, "")
         else {
             panic!("{request:?} must be refused")
         };

@@ -1,0 +1,95 @@
+//! The words config, auth and video share: a participant's role, a caller's scope, the legacy
+//! token format. A leaf: it imports nothing from the crate, so `config` can name them.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A participant's role in a session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Publishes and subscribes (the default).
+    #[default]
+    Publisher,
+    /// Subscribes only.
+    Subscriber,
+    /// Publishes and subscribes, and may force others out or mute them.
+    Moderator,
+    /// Publishes only.
+    #[serde(rename = "publisheronly")]
+    PublisherOnly,
+}
+
+impl Role {
+    /// The wire name, as the SDKs spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Publisher => "publisher",
+            Role::Subscriber => "subscriber",
+            Role::Moderator => "moderator",
+            Role::PublisherOnly => "publisheronly",
+        }
+    }
+}
+
+/// Which token format legacy credentials produce.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LegacyTokenFormat {
+    /// HS256 JWT, as opentok-node ≥ 2.19, Python ≥ 3.10 and Java ≥ 4.15 make them.
+    #[default]
+    Jwt,
+    /// `T1==` HMAC-SHA1 tokens, for client SDKs too old to accept JWTs.
+    T1,
+}
+
+/// One permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum Scope {
+    /// Create sessions and new rooms.
+    #[serde(rename = "video:create")]
+    Create,
+    /// Join existing rooms and get tokens for existing sessions.
+    #[serde(rename = "video:join")]
+    Join,
+    /// Receive `moderator` tokens.
+    #[serde(rename = "video:moderate")]
+    Moderate,
+    /// Delete rooms.
+    #[serde(rename = "video:admin")]
+    Admin,
+    /// Read and list archives, with their download URLs (`video:moderate` implies it).
+    #[serde(rename = "video:archives:read")]
+    ArchivesRead,
+}
+
+impl Scope {
+    /// Every scope, in bit order.
+    pub const ALL: [Scope; 5] = [
+        Scope::Create,
+        Scope::Join,
+        Scope::Moderate,
+        Scope::Admin,
+        Scope::ArchivesRead,
+    ];
+
+    /// The scope's name in tokens and config, e.g. `video:create`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scope::Create => "video:create",
+            Scope::Join => "video:join",
+            Scope::Moderate => "video:moderate",
+            Scope::Admin => "video:admin",
+            Scope::ArchivesRead => "video:archives:read",
+        }
+    }
+
+    /// The scope named `name`; unknown names are `None` (tokens carry other apps' scopes too).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|scope| scope.as_str() == name)
+    }
+
+    pub(crate) const fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
