@@ -93,3 +93,12 @@ impl Scope {
         1 << (self as u8)
     }
 }
+
+/// An epoch time in milliseconds as RFC 3339 UTC (`2026-11-25T17:42:14Z`), the one time format
+/// of our responses; `None` outside the representable range.
+pub(crate) fn rfc3339_from_millis(epoch_ms: i128) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(epoch_ms.checked_mul(1_000_000)?)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}

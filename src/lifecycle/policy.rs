@@ -74,7 +74,7 @@ fn parse_time(field: &str, value: &str) -> Result<u64, ApiError> {
 
 /// RFC 3339 (UTC) of epoch milliseconds.
 pub fn rfc3339(epoch_ms: u64) -> String {
-    crate::routes::rfc3339_from_millis(i128::from(epoch_ms)).unwrap_or_default()
+    crate::vocab::rfc3339_from_millis(i128::from(epoch_ms)).unwrap_or_default()
 }
 
 impl RoomPolicy {

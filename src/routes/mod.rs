@@ -219,11 +219,4 @@ fn moderation_routes() -> Router<AppState> {
         )
 }
 
-/// An epoch time in milliseconds as RFC 3339 UTC (`2026-11-25T17:42:14Z`), the one time format
-/// of our responses; `None` outside the representable range.
-pub fn rfc3339_from_millis(epoch_ms: i128) -> Option<String> {
-    time::OffsetDateTime::from_unix_timestamp_nanos(epoch_ms.checked_mul(1_000_000)?)
-        .ok()?
-        .format(&time::format_description::well_known::Rfc3339)
-        .ok()
-}
+pub(crate) use crate::vocab::rfc3339_from_millis;

@@ -654,10 +654,11 @@ async fn a_ban_on_one_replica_keeps_the_participant_out_on_another_sharing_redis
     assert_eq!(bans["items"][0]["sub"], "mallory");
 }
 
-/// With `auth.mode = "anonymous"` nobody has an identity, so `ban=true` records nothing; and
-/// without presence tracking nothing is found by `sub`. Both are said in a 200, not refused.
+/// With `auth.mode = "anonymous"` nobody has an identity, so `ban=true` records nothing, and the
+/// room's presence (tracked: it is a room) holds no connection of that `sub`. Both are said in
+/// a 200, not refused.
 #[tokio::test]
-async fn anonymous_mode_bans_nobody_and_untracked_presence_disconnects_nobody() {
+async fn anonymous_mode_bans_nobody_and_removing_by_sub_disconnects_nobody() {
     let upstream = spawn_emulator().await;
     let app = TestApp::spawn_against(Kind::Legacy, &upstream, MODERATORS).await;
     assert_eq!(
@@ -676,7 +677,7 @@ async fn anonymous_mode_bans_nobody_and_untracked_presence_disconnects_nobody() 
         assert_eq!(
             removed,
             json!({"sub": "someone", "disconnectedConnectionIds": [],
-                   "presenceTracked": false, "banned": false}),
+                   "presenceTracked": true, "banned": false}),
             "{path}"
         );
     }
