@@ -338,7 +338,7 @@ async fn assert_nothing_leaks(
         bodies.push_str(&text);
     }
     // Vonage rejecting our credentials is logged as an error, without the secret.
-    set_faults(&upstream, json!({"errorRate": 1.0, "errorStatus": 403})).await;
+    set_faults(upstream, json!({"errorRate": 1.0, "errorStatus": 403})).await;
     let rejected = http
         .post(format!("{}/sessions", service.url))
         .send()
@@ -350,7 +350,7 @@ async fn assert_nothing_leaks(
         .unwrap()
         .to_owned();
     bodies.push_str(&rejected.text().await.unwrap());
-    clear_faults(&upstream).await;
+    clear_faults(upstream).await;
 
     let (code, logs) = tokio::task::spawn_blocking(move || service.terminate())
         .await
