@@ -608,6 +608,25 @@ where
     }
 }
 
+/// `deserialize_with` for an optional nested object: `null` or absent is `None`, an object is
+/// parsed, anything else (an array, which serde would take for a struct) is refused, as the
+/// OpenAPI document says.
+pub(crate) fn object_only<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::Deserialize as _;
+    use serde::de::Error as _;
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Null => Ok(None),
+        object @ serde_json::Value::Object(_) => serde_json::from_value(object)
+            .map(Some)
+            .map_err(D::Error::custom),
+        _ => Err(D::Error::custom("must be a JSON object")),
+    }
+}
+
 fn is_json(value: &HeaderValue) -> bool {
     let Ok(value) = value.to_str() else {
         return false;

@@ -102,3 +102,35 @@ pub(crate) fn rfc3339_from_millis(epoch_ms: i128) -> Option<String> {
         .format(&time::format_description::well_known::Rfc3339)
         .ok()
 }
+
+/// `deserialize_with` for an optional whole number, also written as `60.0`: JSON (and the
+/// OpenAPI `integer` type) does not tell the two apart.
+pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Whole(u64),
+        Float(f64),
+    }
+    match <Option<Number> as serde::Deserialize>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Number::Whole(n)) => Ok(Some(n)),
+        Some(Number::Float(f)) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => {
+            Ok(Some(f as u64))
+        }
+        Some(Number::Float(_)) => Err(serde::de::Error::custom(
+            "invalid type: expected a whole number",
+        )),
+    }
+}
+
+/// Like [`whole_number`], for a `u32`.
+pub(crate) fn whole_number_u32<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u32>, D::Error> {
+    whole_number(deserializer)?
+        .map(|n| u32::try_from(n).map_err(|_| serde::de::Error::custom("is out of range")))
+        .transpose()
+}

@@ -50,33 +50,10 @@ pub struct TokenRequest {
     /// Lifetime in seconds, 1 to 2592000 (Vonage's 30 days; anything else is a 400). Default
     /// `tokens.default_ttl_seconds`; a lifetime over `tokens.max_ttl_seconds` is capped to it.
     #[schema(minimum = 1, maximum = 2592000)]
-    #[serde(default, deserialize_with = "whole_seconds")]
+    #[serde(default, deserialize_with = "crate::vocab::whole_number")]
     pub ttl_seconds: Option<u64>,
     /// CSS classes for the stream's initial layout (at most 1000 characters joined).
     pub initial_layout_class_list: Option<Vec<String>>,
-}
-
-/// A whole number of seconds, also written as `60.0`: JSON (and the OpenAPI `integer` type)
-/// does not tell the two apart.
-fn whole_seconds<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Number {
-        Whole(u64),
-        Float(f64),
-    }
-    match Option::<Number>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(Number::Whole(n)) => Ok(Some(n)),
-        Some(Number::Float(f)) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => {
-            Ok(Some(f as u64))
-        }
-        Some(Number::Float(_)) => Err(serde::de::Error::custom(
-            "invalid type: expected a whole number of seconds",
-        )),
-    }
 }
 
 /// What a validated token request grants.

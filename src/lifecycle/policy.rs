@@ -18,7 +18,11 @@ pub struct RoomPolicy {
     /// Most participants at once (live connections plus tokens issued in the last
     /// `rooms.seat_hold_seconds` that have not connected yet), 1 to 10000.
     #[schema(minimum = 1, maximum = 10000)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::vocab::whole_number_u32"
+    )]
     pub max_participants: Option<u32>,
     /// Before this time (RFC 3339) no token is issued: 403 `room_not_open`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,8 +72,9 @@ fn parse_time(field: &str, value: &str) -> Result<u64, ApiError> {
         .map_err(|_| {
             ApiError::invalid(field, "must be an RFC 3339 time, e.g. 2026-12-03T14:00:00Z")
         })?;
-    u64::try_from(parsed.unix_timestamp_nanos() / 1_000_000)
-        .map_err(|_| ApiError::invalid(field, "must be after 1970"))
+    // A time before 1970 is as past as 1970 itself (open since, or closed since).
+    u64::try_from((parsed.unix_timestamp_nanos() / 1_000_000).max(0))
+        .map_err(|_| ApiError::invalid(field, "is out of range"))
 }
 
 /// RFC 3339 (UTC) of epoch milliseconds.

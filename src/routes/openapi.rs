@@ -701,6 +701,27 @@ pub(crate) fn add_field_rules(doc: &mut serde_json::Value) {
         "type": "string", "pattern": moderation::ID_PATTERN,
         "minLength": 1, "maxLength": moderation::MAX_ID_LEN,
     });
+    // A room policy (`lifecycle::policy`): times are RFC 3339, moderators are JWT `sub`s, and
+    // a default role must be one of the allowed roles. (That `expiresAt` is later than
+    // `notBefore` is the one rule JSON Schema cannot compare: scripts/schemathesis.toml.)
+    let policy = &mut schemas["RoomPolicy"];
+    for field in ["notBefore", "expiresAt"] {
+        policy["properties"][field]["format"] = json!("date-time");
+    }
+    policy["properties"]["moderators"]["maxItems"] = json!(100);
+    policy["properties"]["moderators"]["items"] =
+        json!({"type": "string", "minLength": 1, "maxLength": 256});
+    policy["properties"]["allowedRoles"]["minItems"] = json!(1);
+    policy["allOf"] = ["publisher", "subscriber", "moderator", "publisheronly"]
+        .iter()
+        .map(|role| {
+            json!({
+                "if": {"required": ["defaultRole", "allowedRoles"], "properties": {
+                    "defaultRole": {"const": role}, "allowedRoles": {"type": "array"}}},
+                "then": {"properties": {"allowedRoles": {"contains": {"const": role}}}},
+            })
+        })
+        .collect();
     let list = &mut doc["paths"]["/sessions/{sessionId}/archives"]["get"]["parameters"];
     for parameter in list.as_array_mut().into_iter().flatten() {
         if parameter["name"] == "count" {

@@ -23,11 +23,14 @@ use crate::video::Role;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JoinRoomRequest {
     /// The caller's token.
+    #[serde(default, deserialize_with = "crate::error::object_only")]
     pub token: Option<TokenRequest>,
     /// Options of the room's session, applied only when this call creates it (no `token` here).
+    #[serde(default, deserialize_with = "crate::error::object_only")]
     pub session: Option<CreateSessionRequest>,
     /// The room's policy, stored only when the room has neither a session nor a policy yet
     /// (so only by the join that creates it; needs `video:create`), then enforced like any.
+    #[serde(default, deserialize_with = "crate::error::object_only")]
     pub policy: Option<RoomPolicy>,
 }
 
@@ -385,7 +388,7 @@ pub(crate) async fn take_seat(
 #[utoipa::path(
     put, path = "/rooms/{room}", tag = "rooms",
     params(("room" = String, Path, description = "The room name")),
-    request_body(content = RoomPolicy, description = "The whole policy (replaces any previous one)"),
+    request_body(content = Option<RoomPolicy>, description = "The whole policy (replaces any previous one); no body, `{}` or `null` is a policy that restricts nothing"),
     responses(
         (status = 200, description = "The policy in force", body = RoomPolicyResponse),
     )
