@@ -193,9 +193,10 @@ async fn budgets_too_fine_for_microseconds_are_still_decided_in_redis() {
         .find(|line| line.starts_with("rate_limit_store_fallback_total"))
         .and_then(|line| line.split_whitespace().last())
         .unwrap_or("missing");
-    assert_eq!(
-        fallbacks, "0",
-        "every decision was made in Redis:\n{metrics}"
+    // The counter appears with its first fallback.
+    assert!(
+        matches!(fallbacks, "missing" | "0"),
+        "every decision was made in Redis: rate_limit_store_fallback_total {fallbacks}\n{metrics}"
     );
     let degraded = metrics
         .lines()
