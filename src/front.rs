@@ -174,7 +174,7 @@ where
     };
     let request_id_text: Box<str> = request_id.to_str().unwrap_or_default().into();
     let mut response = error::with_request_id(request_id_text, handled)
-        .instrument(span.clone())
+        .instrument(span)
         .await;
     drop(in_flight);
     response
@@ -193,9 +193,23 @@ where
     let status = status.as_u16();
     // The access line is logged outside the span: it names the request ID itself.
     if probe {
-        tracing::debug!(http.method = %method, http.route = route, http.status = status, latency_ms, request_id, "request");
+        tracing::debug!(
+            http.method = method.as_str(),
+            http.route = route,
+            http.status = status,
+            latency_ms,
+            request_id,
+            "request"
+        );
     } else {
-        tracing::info!(http.method = %method, http.route = route, http.status = status, latency_ms, request_id, "request");
+        tracing::info!(
+            http.method = method.as_str(),
+            http.route = route,
+            http.status = status,
+            latency_ms,
+            request_id,
+            "request"
+        );
     }
     response
 }

@@ -9,6 +9,7 @@
 //! kept as JSON members when the span is created or recorded, so an event costs no parsing.
 //! See `docs/logging.md`.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
@@ -105,13 +106,20 @@ where
     }
 }
 
-impl<'w> FormatFields<'w> for JsonMembers {
-    fn format_fields<R: tracing_subscriber::field::RecordFields>(
-        &self,
-        mut writer: Writer<'w>,
-        fields: R,
-    ) -> fmt::Result {
+thread_local! {
+    /// Where a span's members are formatted before they are stored: the span's string is then
+    /// written once, at its final size, instead of growing (and reallocating) member by member.
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Formats `fields` as members into this thread's scratch buffer and hands the text to `store`.
+fn with_members<R: tracing_subscriber::field::RecordFields>(
+    fields: R,
+    store: impl FnOnce(&str) -> fmt::Result,
+) -> fmt::Result {
+    let format = |out: &mut String| {
         let mut written = Written::new();
+        let mut writer = Writer::new(out);
         let mut visitor = Members {
             out: &mut writer,
             written: &mut written,
@@ -120,6 +128,33 @@ impl<'w> FormatFields<'w> for JsonMembers {
         };
         fields.record(&mut visitor);
         visitor.result
+    };
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            scratch.clear();
+            let stored = format(&mut scratch).and_then(|()| store(&scratch));
+            if scratch.capacity() > 16 * 1024 {
+                // One huge field must not pin its memory to the thread.
+                *scratch = String::new();
+            }
+            stored
+        }
+        // A field's `Debug` that formats a span's fields itself: no scratch for the inner one.
+        Err(_) => {
+            let mut own = String::new();
+            format(&mut own)?;
+            store(&own)
+        }
+    })
+}
+
+impl<'w> FormatFields<'w> for JsonMembers {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: Writer<'w>,
+        fields: R,
+    ) -> fmt::Result {
+        with_members(fields, |members| writer.write_str(members))
     }
 
     fn add_fields(
@@ -127,15 +162,15 @@ impl<'w> FormatFields<'w> for JsonMembers {
         current: &'w mut FormattedFields<Self>,
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
-        let mut members = String::new();
-        self.format_fields(Writer::new(&mut members), fields)?;
-        if !members.is_empty() {
-            if !current.fields.is_empty() {
-                current.fields.push(',');
+        with_members(fields, |members| {
+            if !members.is_empty() {
+                if !current.fields.is_empty() {
+                    current.fields.push(',');
+                }
+                current.fields.push_str(members);
             }
-            current.fields.push_str(&members);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 

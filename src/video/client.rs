@@ -178,7 +178,10 @@ impl VideoClient {
 
     /// Creates a session: `POST /session/create` with a form body
     /// (<https://tokbox.com/developer/rest/#session_id_production>). Returns the session ID.
-    #[tracing::instrument(name = "vonage.create_session", skip_all, fields(vonage.session_id))]
+    /// The span is DEBUG: its one field is set after the last line logged inside it, so at INFO
+    /// it adds nothing to any line, and creating it cost every create a span (and a field
+    /// recording) per request.
+    #[tracing::instrument(name = "vonage.create_session", level = "debug", skip_all, fields(vonage.session_id))]
     pub async fn create_session(&self, options: &SessionOptions) -> Result<String, VideoError> {
         let form = options.form_fields();
         let session_id = self
@@ -306,21 +309,23 @@ fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
 }
 
 /// The SDKs read `[0].session_id` and ignore everything else, whose types vary between
-/// deployments; a bare object is accepted too.
+/// deployments; a bare object is accepted too. The shape is told by the first byte rather than
+/// by an untagged enum, which buffers the whole reply (every field, as owned strings) before it
+/// tries a variant.
 fn parse_created_session(body: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct Created {
         session_id: String,
     }
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Reply {
-        Many(Vec<Created>),
-        One(Created),
-    }
-    let session_id = match serde_json::from_slice::<Reply>(body).ok()? {
-        Reply::Many(created) => created.into_iter().next()?.session_id,
-        Reply::One(created) => created.session_id,
+    let session_id = match body.iter().find(|byte| !byte.is_ascii_whitespace())? {
+        b'[' => {
+            serde_json::from_slice::<Vec<Created>>(body)
+                .ok()?
+                .into_iter()
+                .next()?
+                .session_id
+        }
+        _ => serde_json::from_slice::<Created>(body).ok()?.session_id,
     };
     (!session_id.is_empty()).then_some(session_id)
 }
