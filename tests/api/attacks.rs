@@ -254,8 +254,17 @@ async fn one_ip_with_5000_header_only_connections_and_50_http2_connections_canno
     // Connections past the cap are closed at accept. (When the whole suite runs at once, the
     // test process can run out of descriptors itself, so count against what connected, and
     // allow for connections still in the accept queue.)
-    let shed = metric(&app, shed_connections).await - connections_before;
+    // The accept loop may still be working through its queue on a loaded machine: give it up
+    // to 5 s to catch up (the attackers' sockets are still held open).
     let connected = h1_held.len() as f64;
+    let mut shed = metric(&app, shed_connections).await - connections_before;
+    for _ in 0..50 {
+        if shed >= (connected - 256.0) / 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        shed = metric(&app, shed_connections).await - connections_before;
+    }
     assert!(
         connected >= 1000.0 && shed >= (connected - 256.0) / 2.0,
         "connections past server.max_connections_per_ip are closed at accept: {shed} of {connected}"
