@@ -95,20 +95,20 @@ local function release_hold()
   end
   if fallback then redis.call('ZREM', holds, fallback) end
 end
+-- True unless `hash` already holds `id` with a timestamp at least `ts` (a duplicate or an
+-- older delivery).
+local function newer_than_stored(hash)
+  local old = redis.call('HGET', hash, id)
+  if not old then return true end
+  local ok, o = pcall(cjson.decode, old)
+  return not (ok and type(o) == 'table' and tonumber(o['ts'] or 0) >= ts)
+end
 local applied = 0
 if op == 'cc' then
   release_hold()
-  if tomb('c:' .. id) < ts then
-    local old = redis.call('HGET', conns, id)
-    local newer = true
-    if old then
-      local ok, o = pcall(cjson.decode, old)
-      if ok and type(o) == 'table' and tonumber(o['ts'] or 0) >= ts then newer = false end
-    end
-    if newer then
-      redis.call('HSET', conns, id, entry)
-      applied = 1
-    end
+  if tomb('c:' .. id) < ts and newer_than_stored(conns) then
+    redis.call('HSET', conns, id, entry)
+    applied = 1
   end
 elseif op == 'cd' then
   if tomb('c:' .. id) < ts then
@@ -118,17 +118,9 @@ elseif op == 'cd' then
     applied = 1
   end
 elseif op == 'sc' then
-  if tomb('s:' .. id) < ts and tomb('c:' .. ARGV[9]) < 0 then
-    local old = redis.call('HGET', streams, id)
-    local newer = true
-    if old then
-      local ok, o = pcall(cjson.decode, old)
-      if ok and type(o) == 'table' and tonumber(o['ts'] or 0) >= ts then newer = false end
-    end
-    if newer then
-      redis.call('HSET', streams, id, entry)
-      applied = 1
-    end
+  if tomb('s:' .. id) < ts and tomb('c:' .. ARGV[9]) < 0 and newer_than_stored(streams) then
+    redis.call('HSET', streams, id, entry)
+    applied = 1
   end
 elseif op == 'sd' then
   if tomb('s:' .. id) < ts then
