@@ -5,27 +5,22 @@
 //! allowed from a trusted source; the store down is 503. Archive-status callbacks answer
 //! `GET /archives/{id}` without a Vonage call, and a `serverRotation` restarts the archive.
 
-use std::collections::HashMap;
 use std::io::Read as _;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use figment::providers::{Format as _, Toml};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use vonage_sessions::app::App;
 use vonage_sessions::callbacks::event::Callback;
 use vonage_sessions::callbacks::{Applied, CallbackSink};
-use vonage_sessions::config::{Config, Sources};
 use vonage_sessions::rooms::store::StoreError;
-use vonage_sessions::video::Credentials;
 
 use crate::emulator_connections::{ARCHIVE_SECRET, SESSION_SECRET, spawn_emulator_with_callbacks};
 use crate::helpers::{
-    API_KEY, API_SECRET, APPLICATION_ID, Kind, PRIVATE_KEY, RedisServer, assert_problem, client,
+    API_KEY, APPLICATION_ID, Kind, PRIVATE_KEY, RedisServer, assert_problem, client,
+    service_credentials, test_config,
 };
 
 /// Records what the receiver lets through.
@@ -72,34 +67,16 @@ async fn spawn_with_secrets(
     overrides: &str,
     secrets: &[(&str, &str)],
 ) -> Service {
-    let mut env: HashMap<String, String> = kind.env();
-    env.extend(
-        secrets
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    let config = test_config(
+        kind,
+        upstream,
+        &[
+            "[auth]\nanonymous_scopes = [\"video:create\", \"video:join\", \"video:moderate\"]\n",
+            overrides,
+        ],
+        secrets,
     );
-    let lookup = |name: &str| env.get(name).cloned();
-    let sources = Sources {
-        config_dir: PathBuf::from("config"),
-        env: &lookup,
-        process_env_overrides: false,
-    };
-    let figment = Config::figment(&sources)
-        .unwrap()
-        .merge(Toml::string(&format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"anonymous\"\n\
-             anonymous_scopes = [\"video:create\", \"video:join\", \"video:moderate\"]\n\
-             [video]\napi_url = \"{upstream}\"\n[rate_limits]\nenabled = false\n"
-        )))
-        .merge(Toml::string(overrides));
-    let config = Config::from_figment(figment, &lookup).unwrap();
-    let credentials = match kind {
-        Kind::Application => {
-            Credentials::application(APPLICATION_ID, &SecretString::from(PRIVATE_KEY))
-        }
-        Kind::Legacy => Credentials::legacy(API_KEY, &SecretString::from(API_SECRET)),
-    }
-    .unwrap();
+    let credentials = service_credentials(kind);
     let sink = Arc::new(Recorder::default());
     let app = App::build_with_sink(&config, credentials, sink.clone())
         .await

@@ -176,33 +176,8 @@ impl TestApp {
         overrides: &str,
         extra_env: &[(&str, &str)],
     ) -> Self {
-        let mut env = kind.env();
-        env.extend(
-            extra_env
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        let lookup = |name: &str| env.get(name).cloned();
-        let sources = Sources {
-            config_dir: PathBuf::from("config"),
-            env: &lookup,
-            process_env_overrides: false,
-        };
-        let figment = Config::figment(&sources)
-            .unwrap()
-            .merge(Toml::string(&format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"anonymous\"\n[video]\napi_url = \"{upstream}\"\n\
-                 [rate_limits]\nenabled = false\n"
-            )))
-            .merge(Toml::string(overrides));
-        let config = Config::from_figment(figment, &lookup).unwrap();
-        let credentials = match kind {
-            Kind::Application => {
-                Credentials::application(APPLICATION_ID, &SecretString::from(PRIVATE_KEY))
-            }
-            Kind::Legacy => Credentials::legacy(API_KEY, &SecretString::from(API_SECRET)),
-        }
-        .unwrap();
+        let config = test_config(kind, upstream, &[overrides], extra_env);
+        let credentials = service_credentials(kind);
         let app = App::build(&config, credentials).await.unwrap();
         let url = format!("http://{}", app.local_addr());
         tokio::spawn(app.run_until(std::future::pending()));
@@ -391,4 +366,48 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The service's configuration for tests: `kind`'s credentials and `extra_env` in the
+/// environment, listening on a free port, anonymous callers, rate limits off, `upstream` as
+/// Vonage, then each of `overrides` merged in order.
+pub(crate) fn test_config(
+    kind: Kind,
+    upstream: &str,
+    overrides: &[&str],
+    extra_env: &[(&str, &str)],
+) -> Config {
+    let mut env = kind.env();
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let lookup = |name: &str| env.get(name).cloned();
+    let sources = Sources {
+        config_dir: PathBuf::from("config"),
+        env: &lookup,
+        process_env_overrides: false,
+    };
+    let mut figment = Config::figment(&sources)
+        .unwrap()
+        .merge(Toml::string(&format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"anonymous\"\n[video]\napi_url = \"{upstream}\"\n\
+             [rate_limits]\nenabled = false\n"
+        )));
+    for overrides in overrides {
+        figment = figment.merge(Toml::string(overrides));
+    }
+    Config::from_figment(figment, &lookup).unwrap()
+}
+
+/// The service's Vonage credentials of `kind` (the emulator knows both).
+pub(crate) fn service_credentials(kind: Kind) -> Credentials {
+    match kind {
+        Kind::Application => {
+            Credentials::application(APPLICATION_ID, &SecretString::from(PRIVATE_KEY))
+        }
+        Kind::Legacy => Credentials::legacy(API_KEY, &SecretString::from(API_SECRET)),
+    }
+    .unwrap()
 }
