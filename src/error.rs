@@ -1,5 +1,5 @@
 //! The HTTP error type: every failure becomes RFC 9457 `application/problem+json` with a stable
-//! machine `code` (PRODUCT §6) in one exhaustive match, rendered once, with the request ID that
+//! machine `code` (README "HTTP API") in one exhaustive match, rendered once, with the request ID that
 //! `front` puts in scope for the request ([`with_request_id`]).
 //! Also the JSON body extractor, so malformed bodies are problems too.
 

@@ -1,4 +1,4 @@
-//! Who is calling and what they may do (PRODUCT §8): the `Caller` extractor (anonymous, or a
+//! Who is calling and what they may do (README "Who may call"): the `Caller` extractor (anonymous, or a
 //! verified bearer JWT), scopes per operation, per-caller rate limits, and the token policy
 //! that decides role, lifetime and connection data on the server, never from the request
 //! alone. With JWT auth the connection data binds the caller's identity:

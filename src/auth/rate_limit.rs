@@ -1,4 +1,4 @@
-//! Rate limits per caller (PRODUCT §8): one GCRA budget (governor) for creating sessions and
+//! Rate limits per caller (README "Who may call"): one GCRA budget (governor) for creating sessions and
 //! rooms, a larger one for joins and tokens. Keys are the JWT `sub`, else the client IP (an
 //! IPv6 client by its /64, which one host usually holds whole). Only the handlers that do work
 //! ask for a budget, so probes, `/metrics` and `/openapi.json` are never limited.

@@ -1,4 +1,4 @@
-//! Scopes: what a caller may do (PRODUCT §8), read from a bearer token's `scope`/`scp` claims or
+//! Scopes: what a caller may do (README "Who may call"), read from a bearer token's `scope`/`scp` claims or
 //! granted to anonymous callers by config. A small bit set, cheap to copy into every `Caller`.
 
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! Configuration: the only module that reads files and the environment. Layers (last wins):
 //! the compiled-in `config/default.toml`, `config/<VONAGE_SESSIONS_ENV>.toml`, then
 //! `VONAGE_SESSIONS__SECTION__KEY` env vars; Vonage credentials come from their own env vars
-//! (PRODUCT §2), with `*_FILE` variants for container secrets. Unknown keys are errors.
+//! (README "Configuration"), with `*_FILE` variants for container secrets. Unknown keys are errors.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

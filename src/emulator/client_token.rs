@@ -1,5 +1,5 @@
 //! Client tokens as Vonage's signalling server checks them when a client connects
-//! (`vonage-video-api.md` §5): `T1==` HMAC-SHA1 tokens and HS256 JWTs of a legacy project,
+//! (`docs/vonage-wire.md` §5): `T1==` HMAC-SHA1 tokens and HS256 JWTs of a legacy project,
 //! RS256 JWTs of an application. Signature, `scope`, the session (the one connected to, and
 //! owned by the token's signer), expiry and role.
 

@@ -1,7 +1,7 @@
 //! A fake Vonage Video API over real HTTP, for the service's tests, benchmarks and the official
 //! SDKs: `POST /session/create` with both auth styles, archiving (`archive`: start, stop, get,
 //! list, delete under `/v2/project/{id}/archive`), the real error shapes, injected faults and
-//! `/_emulator/*` control endpoints (see `vonage-video-api.md` §1–§4, §6 and §9).
+//! `/_emulator/*` control endpoints (see `docs/vonage-wire.md` §1–§4, §6 and §9).
 //!
 //! It shares only the session-ID codec with the service; it must not know the service's
 //! Vonage client, so that a bug there cannot hide behind the same bug here.

@@ -1,4 +1,4 @@
-//! CORS for browsers (PRODUCT §8): an exact allow-list of origins (`cors.allowed_origins`),
+//! CORS for browsers (README "Who may call"): an exact allow-list of origins (`cors.allowed_origins`),
 //! with tower-http's `CorsLayer` answering preflights and adding the headers. A request from an
 //! origin not on the list, or to a probe or `/metrics`, bypasses the layer entirely: it gets no
 //! CORS headers at all (the browser then blocks the page from reading the answer), and its

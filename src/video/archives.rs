@@ -1,5 +1,5 @@
 //! Archiving (recording) of routed sessions: start, stop, get and list through the Video API's
-//! JSON endpoints (`vonage-video-api.md` §6), and the mapping of Vonage's archive errors to
+//! JSON endpoints (`docs/vonage-wire.md` §6), and the mapping of Vonage's archive errors to
 //! our own. Starting and stopping are not idempotent, so they are retried only when the request
 //! certainly never left; reads are retried like any safe call.
 

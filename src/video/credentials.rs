@@ -1,5 +1,5 @@
 //! Server-held Vonage credentials, parsed once, and the short-lived REST JWTs made from them
-//! (`vonage-video-api.md` §1.3 and §2.2). This is the only module that exposes a secret.
+//! (`docs/vonage-wire.md` §1.3 and §2.2). This is the only module that exposes a secret.
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! Session options: the domain types for a new session, Vonage's rules for combining them, and
-//! the exact form fields the official SDKs send for them (`vonage-video-api.md` §1.4, §8).
+//! the exact form fields the official SDKs send for them (`docs/vonage-wire.md` §1.4, §8).
 
 use std::net::Ipv4Addr;
 

@@ -1,5 +1,5 @@
 //! Vonage Video session IDs: decoding (to check who owns a session) and encoding (for the
-//! emulator), in the format of `vonage-video-api.md` §4.
+//! emulator), in the format of `docs/vonage-wire.md` §4.
 //!
 //! A session ID is `<sentinel>_<payload>`: the sentinel is `1` or `2` and is never interpreted;
 //! the payload is base64 (URL-safe alphabet in practice, padding dropped) of a `~`-separated

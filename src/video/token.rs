@@ -1,4 +1,4 @@
-//! Client tokens, minted locally and never by the API (`vonage-video-api.md` §5): the
+//! Client tokens, minted locally and never by the API (`docs/vonage-wire.md` §5): the
 //! `@vonage/video` RS256 claim set for applications, the HS256 JWT current SDKs make for legacy
 //! projects, and `T1==` tokens for old client SDKs.
 

@@ -257,7 +257,7 @@ export function verifyRs256(token, publicKey) {
   return verify('RSA-SHA256', Buffer.from(signingInput), createPublicKey(publicKey), signature);
 }
 
-/** The `~`-separated fields of a session ID (vonage-video-api.md §4): [1] is the owner. */
+/** The `~`-separated fields of a session ID (docs/vonage-wire.md §4): [1] is the owner. */
 export function decodeSessionId(sessionId) {
   return b64url(sessionId.slice(2)).toString('utf8').split('~');
 }

@@ -2,7 +2,7 @@
 // for the same session options, the SDK and `POST /sessions` run against one emulator, and the
 // captured requests are compared (method, path, Accept, form content type, form fields and values,
 // auth header kind, REST JWT claim names and lifetime, a fresh `jti` per call). Only the known SDK
-// quirks of vonage-video-api.md §1.4, §2.3 and §8 are allowed, each named in `QUIRKS` below.
+// quirks of docs/vonage-wire.md §1.4, §2.3 and §8 are allowed, each named in `QUIRKS` below.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
