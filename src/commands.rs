@@ -148,8 +148,10 @@ pub(crate) async fn dev(
     )
     .await
     .context("binding the embedded emulator")?;
-    config.video.api_url = emulator.base_url();
     let emulator_url = emulator.base_url();
+    config.set_video_api_url(
+        url::Url::parse(&emulator_url).context("the embedded emulator's address is not a URL")?,
+    );
     let control = emulator.control_router();
     tokio::spawn(emulator.run_until(std::future::pending()));
 

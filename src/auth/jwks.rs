@@ -61,8 +61,8 @@ struct Inner {
 pub struct JwksCache(Arc<Inner>);
 
 impl JwksCache {
-    /// The cache of `auth.jwks_url` (validated). Nothing is fetched yet.
-    pub fn new(auth: &AuthConfig, rules: KeyRules) -> Result<Self, reqwest::Error> {
+    /// The cache of `url` (`auth.jwks_url`, parsed at load). Nothing is fetched yet.
+    pub fn new(auth: &AuthConfig, url: Url, rules: KeyRules) -> Result<Self, reqwest::Error> {
         let timeout = Duration::from_millis(auth.jwks_timeout_ms);
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
@@ -74,7 +74,6 @@ impl JwksCache {
                 env!("CARGO_PKG_VERSION")
             ))
             .build()?;
-        let url = Url::parse(&auth.jwks_url).expect("auth.jwks_url is validated at load");
         Ok(Self(Arc::new(Inner {
             http,
             url,

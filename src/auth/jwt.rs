@@ -87,9 +87,9 @@ impl JwtVerifier {
             key: key.to_owned(),
             message: message.to_owned(),
         };
-        let keys = if !auth.jwks_url.is_empty() {
+        let keys = if let Some(url) = &auth.jwks {
             KeySource::Jwks(
-                JwksCache::new(auth, rules)
+                JwksCache::new(auth, url.clone(), rules)
                     .map_err(|e| invalid("auth.jwks_url", &format!("HTTP client: {e}")))?,
             )
         } else if let Some(public) = &auth.public_key {

@@ -48,9 +48,9 @@ pub const REST_JWT_MAX_REUSE_SECONDS: u64 = 120;
 
 /// What validation parsed, handed over so nothing parses it again.
 struct Parsed {
-    trusted_proxy_nets: Arc<[IpNet]>,
-    public_key: Option<PublicKey>,
+    auth: validate::AuthParsed,
     trusted_source_nets: Arc<[IpNet]>,
+    api_url: Option<Url>,
 }
 
 /// Vonage's hard cap on a client token's lifetime: 30 days.
@@ -178,9 +178,11 @@ impl Config {
             config.auth.public_key_pem = Some(pem);
         }
         let parsed = config.validate()?;
-        config.auth.trusted_proxy_nets = parsed.trusted_proxy_nets;
-        config.auth.public_key = parsed.public_key;
+        config.auth.trusted_proxy_nets = parsed.auth.trusted_proxy_nets;
+        config.auth.public_key = parsed.auth.public_key;
+        config.auth.jwks = parsed.auth.jwks_url;
         config.callbacks.trusted_source_nets = parsed.trusted_source_nets;
+        config.video.api = parsed.api_url;
         Ok(config)
     }
 
@@ -188,7 +190,7 @@ impl Config {
     fn validate(&self) -> Result<Parsed, ConfigError> {
         self.validate_rooms()?;
         self.validate_limits()?;
-        let (trusted_proxy_nets, public_key) = self.validate_auth()?;
+        let auth = self.validate_auth()?;
         let trusted_source_nets = self.validate_callbacks()?;
         if !(1..=1024 * 1024).contains(&self.server.body_limit_bytes) {
             return Err(invalid(
@@ -196,7 +198,9 @@ impl Config {
                 "must be between 1 and 1048576",
             ));
         }
-        if !self.video.api_url.is_empty() {
+        let api_url = if self.video.api_url.is_empty() {
+            None
+        } else {
             let url = Url::parse(&self.video.api_url)
                 .map_err(|e| invalid("video.api_url", e.to_string()))?;
             if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -205,7 +209,8 @@ impl Config {
                     "must be an http(s) URL with a host",
                 ));
             }
-        }
+            Some(url)
+        };
         for (key, value) in [
             ("video.connect_timeout_ms", self.video.connect_timeout_ms),
             ("video.timeout_ms", self.video.timeout_ms),
@@ -227,26 +232,30 @@ impl Config {
             ));
         }
         Ok(Parsed {
-            trusted_proxy_nets,
-            public_key,
+            auth,
             trusted_source_nets,
+            api_url,
         })
     }
 
     /// The Video API base URL: `video.api_url`/`VIDEO_API_URL`, else the default for `kind`.
     pub fn video_base_url(&self, application: bool) -> Url {
+        if let Some(url) = &self.video.api {
+            return url.clone();
+        }
         let fallback = if application {
             "https://video.api.vonage.com"
         } else {
             "https://api.opentok.com"
         };
-        let url = if self.video.api_url.is_empty() {
-            fallback
-        } else {
-            &self.video.api_url
-        };
-        // Validated in `validate`; the fallbacks are constants.
-        Url::parse(url).unwrap_or_else(|_| Url::parse(fallback).expect("constant URL"))
+        Url::parse(fallback).expect("constant URL")
+    }
+
+    /// Points the service at another Video API (the embedded emulator of `dev`), as
+    /// `video.api_url` would.
+    pub fn set_video_api_url(&mut self, url: Url) {
+        self.video.api_url = url.to_string();
+        self.video.api = Some(url);
     }
 
     /// `server.request_timeout_ms` as a duration.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
 use serde::Deserialize;
+use url::Url;
 
 use super::{IpNet, PublicKey};
 use crate::vocab::{LegacyTokenFormat, Role, Scope};
@@ -51,6 +52,9 @@ pub struct ServerConfig {
 pub struct VideoConfig {
     /// Base URL; empty means the default for the credential kind.
     pub api_url: String,
+    /// `api_url`, parsed at load (`None`: the default for the credential kind).
+    #[serde(skip)]
+    pub api: Option<Url>,
     /// Connect timeout for Vonage calls.
     pub connect_timeout_ms: u64,
     /// Timeout of one attempt.
@@ -137,6 +141,9 @@ pub struct AuthConfig {
     /// `trusted_proxies`, parsed at load.
     #[serde(skip)]
     pub trusted_proxy_nets: Arc<[IpNet]>,
+    /// `jwks_url`, parsed at load (`mode = "jwt"` with a JWKS only).
+    #[serde(skip)]
+    pub jwks: Option<Url>,
 }
 
 /// `[rate_limits]`

@@ -11,6 +11,13 @@ use super::{
     key_type_of, parse_public_key_pem,
 };
 
+/// What `validate_auth` parsed, handed over so nothing parses it again.
+pub(super) struct AuthParsed {
+    pub(super) trusted_proxy_nets: Arc<[IpNet]>,
+    pub(super) public_key: Option<PublicKey>,
+    pub(super) jwks_url: Option<Url>,
+}
+
 impl Config {
     pub(super) fn validate_limits(&self) -> Result<(), ConfigError> {
         let checks = [
@@ -81,7 +88,7 @@ impl Config {
     }
 
     /// `[auth]`, `[rate_limits]` and `[cors]`; hands over the parsed proxy ranges and key.
-    pub(super) fn validate_auth(&self) -> Result<(Arc<[IpNet]>, Option<PublicKey>), ConfigError> {
+    pub(super) fn validate_auth(&self) -> Result<AuthParsed, ConfigError> {
         let auth = &self.auth;
         for (key, algorithms, kind) in [
             ("auth.rsa_algorithms", &auth.rsa_algorithms, KeyType::Rsa),
@@ -105,10 +112,10 @@ impl Config {
         if auth.leeway_seconds > 300 {
             return Err(invalid("auth.leeway_seconds", "must be at most 300"));
         }
-        let public_key = if auth.mode == AuthMode::Jwt {
+        let (public_key, jwks_url) = if auth.mode == AuthMode::Jwt {
             self.validate_jwt()?
         } else {
-            None
+            (None, None)
         };
         let limits = &self.rate_limits;
         for (key, value) in [
@@ -143,10 +150,15 @@ impl Config {
                 check_origin(origin).map_err(|m| invalid("cors.allowed_origins", m))?;
             }
         }
-        Ok((trusted_proxy_nets.into(), public_key))
+        Ok(AuthParsed {
+            trusted_proxy_nets: trusted_proxy_nets.into(),
+            public_key,
+            jwks_url,
+        })
     }
 
-    pub(super) fn validate_jwt(&self) -> Result<Option<PublicKey>, ConfigError> {
+    /// The key file's key and the JWKS URL, whichever is set.
+    pub(super) fn validate_jwt(&self) -> Result<(Option<PublicKey>, Option<Url>), ConfigError> {
         let auth = &self.auth;
         for (key, value) in [
             ("auth.issuer", &auth.issuer),
@@ -178,6 +190,7 @@ impl Config {
                 ));
             }
         }
+        let mut jwks_url = None;
         if !auth.jwks_url.is_empty() {
             let url = Url::parse(&auth.jwks_url)
                 .map_err(|e| invalid("auth.jwks_url", format!("is not a URL ({e})")))?;
@@ -208,6 +221,7 @@ impl Config {
                     "must be at least 1000",
                 ));
             }
+            jwks_url = Some(url);
         }
         let mut public_key = None;
         if let Some(pem) = &auth.public_key_pem {
@@ -241,7 +255,7 @@ impl Config {
                 ));
             }
         }
-        Ok(public_key)
+        Ok((public_key, jwks_url))
     }
 
     /// `[callbacks]`; hands over the parsed `trusted_sources`.
