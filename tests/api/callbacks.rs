@@ -6,7 +6,7 @@
 //! `GET /archives/{id}` without a Vonage call, and a `serverRotation` restarts the archive.
 
 use std::io::Read as _;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,8 +19,8 @@ use vonage_sessions::rooms::store::StoreError;
 
 use crate::emulator_connections::{ARCHIVE_SECRET, SESSION_SECRET, spawn_emulator_with_callbacks};
 use crate::helpers::{
-    API_KEY, APPLICATION_ID, Kind, PRIVATE_KEY, RedisServer, assert_problem, client,
-    service_credentials, test_config,
+    API_KEY, APPLICATION_ID, Kind, PRIVATE_KEY, RedisServer, assert_problem, binary, client,
+    listening_line, metrics_text, service_credentials, test_config,
 };
 
 /// Records what the receiver lets through.
@@ -424,14 +424,7 @@ async fn an_independent_signer_is_accepted_and_every_forgery_is_refused_without_
     );
 
     // The metric counts each outcome.
-    let metrics = client()
-        .get(format!("{}/metrics", service.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&service.url).await;
     for outcome in [
         "applied",
         "signature",
@@ -821,12 +814,9 @@ fn secrets_and_tokens_never_reach_the_logs() {
     // The real binary, its stderr read whole after it is stopped.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let upstream = runtime.block_on(crate::helpers::spawn_emulator());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vonage-sessions"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .envs([
+    let mut child = binary(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[
             ("VONAGE_SESSIONS__AUTH__MODE", "anonymous"),
             ("VONAGE_SESSIONS__LOG__FORMAT", "json"),
             ("VONAGE_SESSIONS__LOG__FILTER", "debug"),
@@ -835,16 +825,15 @@ fn secrets_and_tokens_never_reach_the_logs() {
             ("VONAGE_SESSION_CALLBACK_SECRET", SESSION_SECRET),
             ("VONAGE_ARCHIVE_CALLBACK_SECRET", ARCHIVE_SECRET),
             ("VIDEO_API_URL", upstream.as_str()),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
-    let url = first.trim().rsplit(' ').next().unwrap().to_owned();
+    let (_, url) = listening_line(&mut stdout);
     let body = connection_created("2_MX4", "c-1");
     let good = hs256(&claims_for(&body), SESSION_SECRET);
     let forged = hs256(&claims_for(&body), ARCHIVE_SECRET);

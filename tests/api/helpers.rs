@@ -1,8 +1,11 @@
 //! Test helpers: spawn the real service (and the real emulator) on free loopback ports.
 
 use std::collections::HashMap;
+use std::io::{BufRead, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use figment::providers::{Format as _, Toml};
@@ -251,6 +254,18 @@ pub(crate) async fn clear_faults(upstream: &str) {
     assert!(response.status().is_success(), "clearing faults");
 }
 
+/// The Prometheus text the service at `base` serves at `GET /metrics`.
+pub(crate) async fn metrics_text(base: &str) -> String {
+    client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
@@ -290,6 +305,66 @@ pub(crate) fn claims(jwt: &str) -> Value {
     jsonwebtoken::dangerous::insecure_decode::<Value>(jwt)
         .unwrap()
         .claims
+}
+
+/// The service's binary, as built for these tests.
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_vonage-sessions");
+
+/// The binary with `args`, run from the crate root with only `PATH` and `env` in its environment.
+pub(crate) fn binary(args: &[&str], env: &[(&str, &str)]) -> Command {
+    binary_under(&[], args, env)
+}
+
+/// Like `binary`, with the binary run by `wrapper` (e.g. `prlimit --nofile=64:64`).
+pub(crate) fn binary_under(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(BIN);
+            command
+        }
+        None => Command::new(BIN),
+    };
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+/// Reads a started binary's first stdout line, its `listening on` line: the line and the URL
+/// it ends with (asserted to be one).
+pub(crate) fn listening_line(stdout: &mut impl BufRead) -> (String, String) {
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let url = first
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        url.starts_with("http://"),
+        "expected a listening line, got {first:?}"
+    );
+    (first, url)
+}
+
+/// Appends what `stream` yields to `sink` on a thread of its own, until it ends.
+pub(crate) fn collect(mut stream: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    });
 }
 
 /// A real `redis-server` on a free loopback port, killed on drop. It can be stopped and started
