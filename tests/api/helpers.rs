@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use figment::providers::{Format as _, Toml};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use vonage_sessions::app::App;
@@ -209,6 +210,27 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `POST path` on the service, without a body.
+    pub(crate) async fn post(&self, path: &str) -> reqwest::Response {
+        self.send(Method::POST, path, None).await
+    }
+
+    /// `DELETE path` on the service.
+    pub(crate) async fn delete(&self, path: &str) -> reqwest::Response {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    /// `method path` on the service, with `body` as JSON if there is one.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let request = self.client.request(method, format!("{}{path}", self.url));
+        send_with(request, body).await
+    }
+
     pub(crate) async fn create_session(&self, body: &Value) -> (u16, Value) {
         let response = self.post_json("/sessions", body).await;
         let status = response.status().as_u16();
@@ -230,6 +252,72 @@ impl TestApp {
         let response = self.client.get(url).send().await.unwrap();
         response.json().await.unwrap()
     }
+}
+
+/// A caller of the service at `url`: anonymous, or with a bearer `token`. Each call is made
+/// with a fresh client.
+#[derive(Clone, Copy)]
+pub(crate) struct Caller<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) token: Option<&'a str>,
+}
+
+impl<'a> Caller<'a> {
+    pub(crate) fn new(url: &'a str, token: Option<&'a str>) -> Self {
+        Self { url, token }
+    }
+
+    /// `verb path`, with `body` as JSON if there is one.
+    pub(crate) async fn send(
+        self,
+        verb: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = client().request(verb, format!("{}{path}", self.url));
+        if let Some(token) = self.token {
+            request = request.bearer_auth(token);
+        }
+        send_with(request, body).await
+    }
+
+    pub(crate) async fn get(self, path: &str) -> reqwest::Response {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub(crate) async fn delete(self, path: &str) -> reqwest::Response {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    pub(crate) async fn post(self, path: &str, body: Option<Value>) -> reqwest::Response {
+        self.send(Method::POST, path, body).await
+    }
+
+    pub(crate) async fn put(self, path: &str, body: Value) -> reqwest::Response {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+}
+
+/// Sends `request`, with `body` as JSON if there is one.
+async fn send_with(mut request: reqwest::RequestBuilder, body: Option<Value>) -> reqwest::Response {
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+/// `GET url` (an emulator's control endpoint, usually) with a fresh client: the JSON answer.
+pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> T {
+    json_answer(client().get(url)).await
+}
+
+/// `POST url` with the JSON `body`, with a fresh client: the JSON answer.
+pub(crate) async fn post_for_json(url: &str, body: &Value) -> Value {
+    json_answer(client().post(url).json(body)).await
+}
+
+async fn json_answer<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> T {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 /// Sets the emulator's faults at `upstream` (its `PUT /_emulator/faults`): the one way the
