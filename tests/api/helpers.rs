@@ -201,6 +201,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `GET path` on the service: the JSON answer.
+    pub(crate) async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.unwrap()
+    }
+
     pub(crate) async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(format!("{}{path}", self.url))
