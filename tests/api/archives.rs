@@ -14,6 +14,21 @@ async fn app(kind: Kind) -> TestApp {
 }
 
 /// A session of ours with someone connected (so it can be recorded).
+/// `POST /sessions/{sid}/archives` with `body` on `app`.
+async fn start_archive(app: &TestApp, sid: &str, body: &Value) -> reqwest::Response {
+    app.post_json(&format!("/sessions/{sid}/archives"), body)
+        .await
+}
+
+/// An archive started on `sid` with Vonage's defaults: our answer.
+async fn started_archive(app: &TestApp, sid: &str) -> Value {
+    start_archive(app, sid, &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn connected_session(app: &TestApp, body: Value) -> String {
     let (status, created) = app.create_session(&body).await;
     assert_eq!(status, 201, "{created}");
@@ -35,12 +50,12 @@ async fn the_full_lifecycle_through_our_api_in_both_credential_modes() {
         let app = app(kind).await;
         let sid = connected_session(&app, json!({})).await;
 
-        let started = app
-            .post_json(
-                &format!("/sessions/{sid}/archives"),
-                &json!({"name": "standup", "resolution": "1280x720"}),
-            )
-            .await;
+        let started = start_archive(
+            &app,
+            &sid,
+            &json!({"name": "standup", "resolution": "1280x720"}),
+        )
+        .await;
         assert_eq!(started.status(), 201);
         let archive: Value = started.json().await.unwrap();
         assert_eq!(archive["status"], "started");
@@ -60,12 +75,7 @@ async fn the_full_lifecycle_through_our_api_in_both_credential_modes() {
             .post_json(&format!("/archives/{id}/stop"), &json!({}))
             .await;
         assert_eq!(stopped.status(), 200);
-        let fetched: Value = app
-            .get(&format!("/archives/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let fetched: Value = app.get_json(&format!("/archives/{id}")).await;
         assert_eq!(fetched["status"], "available", "{fetched}");
         assert!(
             fetched["url"].as_str().unwrap().starts_with("http"),
@@ -74,11 +84,8 @@ async fn the_full_lifecycle_through_our_api_in_both_credential_modes() {
         assert!(fetched["sizeBytes"].as_u64().unwrap() > 0);
 
         let page: Value = app
-            .get(&format!("/sessions/{sid}/archives?offset=0&count=10"))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json(&format!("/sessions/{sid}/archives?offset=0&count=10"))
+            .await;
         assert_eq!(page["count"], 1);
         assert_eq!(page["items"][0]["id"], id.as_str());
 
@@ -100,9 +107,7 @@ async fn the_full_lifecycle_through_our_api_in_both_credential_modes() {
 async fn vonage_conflicts_map_to_our_codes() {
     let app = app(Kind::Legacy).await;
     let relayed = connected_session(&app, json!({"mediaMode": "relayed"})).await;
-    let response = app
-        .post_json(&format!("/sessions/{relayed}/archives"), &json!({}))
-        .await;
+    let response = start_archive(&app, &relayed, &json!({})).await;
     let problem = assert_problem(response, 409, "archive_conflict").await;
     assert!(
         !problem.to_string().contains("15008"),
@@ -110,22 +115,10 @@ async fn vonage_conflicts_map_to_our_codes() {
     );
 
     let sid = connected_session(&app, json!({})).await;
-    let archive: Value = app
-        .post_json(&format!("/sessions/{sid}/archives"), &json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let again = app
-        .post_json(&format!("/sessions/{sid}/archives"), &json!({}))
-        .await;
+    let archive = started_archive(&app, &sid).await;
+    let again = start_archive(&app, &sid, &json!({})).await;
     assert_problem(again, 409, "archive_conflict").await;
-    let tagged = app
-        .post_json(
-            &format!("/sessions/{sid}/archives"),
-            &json!({"multiArchiveTag": "second"}),
-        )
-        .await;
+    let tagged = start_archive(&app, &sid, &json!({"multiArchiveTag": "second"})).await;
     assert_eq!(
         tagged.status(),
         201,
@@ -153,9 +146,7 @@ async fn vonage_conflicts_map_to_our_codes() {
 
     let (_, lonely) = app.create_session(&json!({})).await;
     let lonely = lonely["sessionId"].as_str().unwrap();
-    let nobody = app
-        .post_json(&format!("/sessions/{lonely}/archives"), &json!({}))
-        .await;
+    let nobody = start_archive(&app, lonely, &json!({})).await;
     assert_problem(nobody, 409, "session_not_active").await;
 
     let unknown = "0b6c6a4e-0a5c-4a58-9d2f-1e0f3f3d7c11";
@@ -176,12 +167,7 @@ async fn refusals_happen_before_anything_is_sent_to_vonage() {
     let app = app(Kind::Application).await;
     let sid = connected_session(&app, json!({})).await;
     let before = app.upstream_requests().await.len();
-    let foreign = app
-        .post_json(
-            &format!("/sessions/{FOREIGN_SESSION_ID}/archives"),
-            &json!({}),
-        )
-        .await;
+    let foreign = start_archive(&app, FOREIGN_SESSION_ID, &json!({})).await;
     assert_problem(foreign, 404, "session_not_found").await;
     assert_problem(
         app.get(&format!("/sessions/{FOREIGN_SESSION_ID}/archives"))
@@ -221,8 +207,7 @@ async fn refusals_happen_before_anything_is_sent_to_vonage() {
     ];
     for (body, field) in cases {
         let problem = assert_problem(
-            app.post_json(&format!("/sessions/{sid}/archives"), &body)
-                .await,
+            start_archive(&app, &sid, &body).await,
             400,
             "invalid_request",
         )
@@ -246,12 +231,7 @@ async fn refusals_happen_before_anything_is_sent_to_vonage() {
         "nothing reached Vonage"
     );
     let layout = json!({"layout": {"type": "custom", "stylesheet": "stream { width: 100% }"}, "streamMode": "manual"});
-    assert_eq!(
-        app.post_json(&format!("/sessions/{sid}/archives"), &layout)
-            .await
-            .status(),
-        201
-    );
+    assert_eq!(start_archive(&app, &sid, &layout).await.status(), 201);
 }
 
 #[tokio::test]
@@ -260,20 +240,10 @@ async fn only_moderators_start_and_stop_while_only_readers_read() {
     let moderator = TestApp::spawn_against(Kind::Legacy, &upstream, MODERATORS).await;
     let anonymous = TestApp::spawn_against(Kind::Legacy, &upstream, "").await;
     let sid = connected_session(&moderator, json!({})).await;
-    let archive: Value = moderator
-        .post_json(&format!("/sessions/{sid}/archives"), &json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let archive = started_archive(&moderator, &sid).await;
     let id = archive["id"].as_str().unwrap();
 
-    let start = anonymous
-        .post_json(
-            &format!("/sessions/{sid}/archives"),
-            &json!({"multiArchiveTag": "x"}),
-        )
-        .await;
+    let start = start_archive(&anonymous, &sid, &json!({"multiArchiveTag": "x"})).await;
     assert_problem(start, 403, "forbidden").await;
     assert_problem(
         anonymous
@@ -320,12 +290,7 @@ async fn only_moderators_start_and_stop_while_only_readers_read() {
 async fn archive_ids_are_sent_upstream_in_canonical_form_whatever_the_callers_spelling() {
     let app = app(Kind::Legacy).await;
     let sid = connected_session(&app, json!({})).await;
-    let archive: Value = app
-        .post_json(&format!("/sessions/{sid}/archives"), &json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let archive = started_archive(&app, &sid).await;
     let id = archive["id"].as_str().unwrap().to_owned();
     let simple = id.replace('-', "").to_uppercase();
     for spelling in [

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::helpers::{Kind, TestApp, assert_problem, client, spawn_emulator};
+use crate::helpers::{Kind, TestApp, assert_problem, client, metrics_text, spawn_emulator};
 use crate::process::{LEGACY, Running};
 
 const ATTACKER: [u8; 4] = [127, 0, 0, 2];
@@ -51,14 +51,7 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<V
 const HEADERS_ONLY: &[u8] = b"POST /sessions HTTP/1.1\r\nhost: attack\r\ncontent-type: application/json\r\ncontent-length: 50\r\n\r\n{";
 
 async fn metric(app: &TestApp, series: &str) -> f64 {
-    let text = client()
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&app.url).await;
     text.lines()
         .find_map(|line| line.strip_prefix(series))
         .and_then(|value| value.trim().parse().ok())

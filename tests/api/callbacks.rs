@@ -6,7 +6,7 @@
 //! `GET /archives/{id}` without a Vonage call, and a `serverRotation` restarts the archive.
 
 use std::io::Read as _;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,8 +19,8 @@ use vonage_sessions::rooms::store::StoreError;
 
 use crate::emulator_connections::{ARCHIVE_SECRET, SESSION_SECRET, spawn_emulator_with_callbacks};
 use crate::helpers::{
-    API_KEY, APPLICATION_ID, Kind, PRIVATE_KEY, RedisServer, assert_problem, client,
-    service_credentials, test_config,
+    API_KEY, APPLICATION_ID, Kind, PRIVATE_KEY, RedisServer, assert_problem, binary, client,
+    get_json, listening_line, metrics_text, post_for_json, service_credentials, test_config,
 };
 
 /// Records what the receiver lets through.
@@ -130,6 +130,50 @@ async fn post(url: &str, body: &[u8], jwt: Option<&str>) -> reqwest::Response {
     request.send().await.unwrap()
 }
 
+/// Posts `body` to the receiver at `url`, signed with `secret` over fresh claims.
+async fn post_signed(url: &str, body: &[u8], secret: &str) -> reqwest::Response {
+    post(url, body, Some(&hs256(&claims_for(body), secret))).await
+}
+
+/// Sets what the emulator at `upstream` does with callbacks (`PUT /_emulator/callbacks`).
+async fn set_callbacks(upstream: &str, settings: Value) {
+    let response = client()
+        .put(format!("{upstream}/_emulator/callbacks"))
+        .json(&settings)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{settings}");
+}
+
+/// A client connected to `session_id` at the emulator with `token` (asserted 201): the
+/// emulator's connection.
+async fn connect(upstream: &str, session_id: &str, token: &Value) -> Value {
+    let response = client()
+        .post(format!(
+            "{upstream}/_emulator/sessions/{session_id}/connections"
+        ))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+/// An emulator sending its callbacks to the receiver of a service (application credentials)
+/// against it: the emulator's URL and the service.
+async fn emulator_delivering_to_a_service() -> (String, Service) {
+    let upstream = spawn_emulator_with_callbacks(None).await;
+    let service = spawn(Kind::Application, &upstream, "").await;
+    set_callbacks(
+        &upstream,
+        json!({"url": format!("{}/vonage/callbacks", service.url)}),
+    )
+    .await;
+    (upstream, service)
+}
+
 fn connection_created(session_id: &str, connection_id: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "sessionId": session_id,
@@ -153,16 +197,8 @@ async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
 
 #[tokio::test]
 async fn the_emulators_signed_callbacks_reach_the_sink_through_the_receiver() {
-    let upstream = spawn_emulator_with_callbacks(None).await;
-    let service = spawn(Kind::Application, &upstream, "").await;
+    let (upstream, service) = emulator_delivering_to_a_service().await;
     let http = client();
-    let response = http
-        .put(format!("{upstream}/_emulator/callbacks"))
-        .json(&json!({"url": format!("{}/vonage/callbacks", service.url)}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
 
     let response = http
         .post(format!("{}/sessions", service.url))
@@ -172,16 +208,7 @@ async fn the_emulators_signed_callbacks_reach_the_sink_through_the_receiver() {
         .unwrap();
     let created: Value = response.json().await.unwrap();
     let session_id = created["sessionId"].as_str().unwrap().to_owned();
-    let response = http
-        .post(format!(
-            "{upstream}/_emulator/sessions/{session_id}/connections"
-        ))
-        .json(&json!({"token": created["token"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let connection: Value = response.json().await.unwrap();
+    let connection = connect(&upstream, &session_id, &created["token"]).await;
 
     let sink = service.sink.clone();
     wait_until("the connectionCreated", async || sink.len() >= 1).await;
@@ -198,26 +225,13 @@ async fn the_emulators_signed_callbacks_reach_the_sink_through_the_receiver() {
     assert_eq!(info.data.as_deref(), Some("hello"));
 
     // The emulator's log: delivered once, signed, answered 204.
-    let log: Value = http
-        .get(format!("{upstream}/_emulator/callbacks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log: Value = get_json(&format!("{upstream}/_emulator/callbacks")).await;
     let delivery = &log["deliveries"][0];
     assert_eq!(delivery["status"], 204, "{log}");
     assert_eq!(delivery["signed"], true);
 
     // An unsigned first attempt (Vonage's internal-error case).
-    let response = http
-        .put(format!("{upstream}/_emulator/callbacks"))
-        .json(&json!({"faults": {"unsigned": true}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    set_callbacks(&upstream, json!({"faults": {"unsigned": true}})).await;
     let response = http
         .post(format!(
             "{upstream}/_emulator/sessions/{session_id}/connections/{}/streams",
@@ -231,14 +245,7 @@ async fn the_emulators_signed_callbacks_reach_the_sink_through_the_receiver() {
     // The unsigned first attempt is refused with 503, the signed retry applied.
     let sink = service.sink.clone();
     wait_until("the signed retry", async || sink.len() >= 2).await;
-    let log: Value = http
-        .get(format!("{upstream}/_emulator/callbacks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log: Value = get_json(&format!("{upstream}/_emulator/callbacks")).await;
     let attempts: Vec<(bool, u64)> = log["deliveries"]
         .as_array()
         .unwrap()
@@ -385,24 +392,14 @@ async fn an_independent_signer_is_accepted_and_every_forgery_is_refused_without_
 
     // Not Vonage's shape at all: 400; an unknown event: verified and passed on (2xx).
     let garbage = b"{\"hello\": 1}";
-    let response = post(
-        &service.url,
-        garbage,
-        Some(&hs256(&claims_for(garbage), SESSION_SECRET)),
-    )
-    .await;
+    let response = post_signed(&service.url, garbage, SESSION_SECRET).await;
     assert_problem(response, 400, "invalid_request").await;
     let unknown = serde_json::to_vec(
         &json!({"sessionId": session_id, "applicationId": APPLICATION_ID,
         "event": "captionsStarted", "timestamp": now() * 1000, "novel": {"field": true}}),
     )
     .unwrap();
-    let response = post(
-        &service.url,
-        &unknown,
-        Some(&hs256(&claims_for(&unknown), SESSION_SECRET)),
-    )
-    .await;
+    let response = post_signed(&service.url, &unknown, SESSION_SECRET).await;
     assert_eq!(response.status(), 204);
     assert_eq!(service.sink.len(), 3);
 
@@ -424,14 +421,7 @@ async fn an_independent_signer_is_accepted_and_every_forgery_is_refused_without_
     );
 
     // The metric counts each outcome.
-    let metrics = client()
-        .get(format!("{}/metrics", service.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&service.url).await;
     for outcome in [
         "applied",
         "signature",
@@ -585,14 +575,7 @@ async fn a_jti_is_refused_on_every_replica_sharing_redis_and_redis_down_is_503()
 }
 
 async fn emulator_requests(upstream: &str) -> Vec<Value> {
-    client()
-        .get(format!("{upstream}/_emulator/requests"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(&format!("{upstream}/_emulator/requests")).await
 }
 
 fn archive_reads(requests: &[Value], archive_id: &str) -> usize {
@@ -609,14 +592,8 @@ fn archive_reads(requests: &[Value], archive_id: &str) -> usize {
 
 #[tokio::test]
 async fn archive_callbacks_answer_reads_without_vonage_and_a_rotation_restarts_the_archive() {
-    let upstream = spawn_emulator_with_callbacks(None).await;
-    let service = spawn(Kind::Application, &upstream, "").await;
+    let (upstream, service) = emulator_delivering_to_a_service().await;
     let http = client();
-    http.put(format!("{upstream}/_emulator/callbacks"))
-        .json(&json!({"url": format!("{}/vonage/callbacks", service.url)}))
-        .send()
-        .await
-        .unwrap();
 
     // An archive Vonage says was uploaded: read from the callback, Vonage never asked.
     let archive_id = uuid::Uuid::new_v4().to_string();
@@ -625,20 +602,10 @@ async fn archive_callbacks_answer_reads_without_vonage_and_a_rotation_restarts_t
         "updatedAt": 1_700_000_100_000u64, "duration": 100, "size": 4096, "outputMode": "composed",
         "hasAudio": true, "hasVideo": true, "resolution": "1280x720", "url": null}))
     .unwrap();
-    let response = post(
-        &service.url,
-        &body,
-        Some(&hs256(&claims_for(&body), ARCHIVE_SECRET)),
-    )
-    .await;
+    let response = post_signed(&service.url, &body, ARCHIVE_SECRET).await;
     assert_eq!(response.status(), 204);
     // Signed with the session secret, the same body is refused.
-    let response = post(
-        &service.url,
-        &body,
-        Some(&hs256(&claims_for(&body), SESSION_SECRET)),
-    )
-    .await;
+    let response = post_signed(&service.url, &body, SESSION_SECRET).await;
     assert_eq!(response.status(), 401);
     let read = http
         .get(format!("{}/archives/{archive_id}", service.url))
@@ -664,43 +631,15 @@ async fn archive_callbacks_answer_reads_without_vonage_and_a_rotation_restarts_t
         "updatedAt": 1_700_000_000_000u64}),
     )
     .unwrap();
-    let response = post(
-        &service.url,
-        &stale,
-        Some(&hs256(&claims_for(&stale), ARCHIVE_SECRET)),
-    )
-    .await;
+    let response = post_signed(&service.url, &stale, ARCHIVE_SECRET).await;
     assert_eq!(response.status(), 204);
-    let archive: Value = http
-        .get(format!("{}/archives/{archive_id}", service.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let archive: Value = get_json(&format!("{}/archives/{archive_id}", service.url)).await;
     assert_eq!(archive["status"], "uploaded");
 
     // A real archive, recorded through the service, and a serverRotation.
-    let created: Value = http
-        .post(format!("{}/sessions", service.url))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created: Value = post_for_json(&format!("{}/sessions", service.url), &json!({})).await;
     let session_id = created["sessionId"].as_str().unwrap().to_owned();
-    let response = http
-        .post(format!(
-            "{upstream}/_emulator/sessions/{session_id}/connections"
-        ))
-        .json(&json!({"token": created["token"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+    connect(&upstream, &session_id, &created["token"]).await;
     let response = http
         .post(format!("{}/sessions/{session_id}/archives", service.url))
         .json(&json!({"name": "standup", "outputMode": "composed", "resolution": "1280x720", "hasAudio": true}))
@@ -734,13 +673,7 @@ async fn archive_callbacks_answer_reads_without_vonage_and_a_rotation_restarts_t
     );
 
     // Every callback from now on is delivered twice (re-signed: a new jti each time).
-    let response = http
-        .put(format!("{upstream}/_emulator/callbacks"))
-        .json(&json!({"faults": {"duplicate": true}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    set_callbacks(&upstream, json!({"faults": {"duplicate": true}})).await;
     let response = http
         .post(format!("{upstream}/_emulator/sessions/{session_id}/rotate"))
         .send()
@@ -754,14 +687,7 @@ async fn archive_callbacks_answer_reads_without_vonage_and_a_rotation_restarts_t
     let list_url = format!("{}/sessions/{session_id}/archives", service.url);
     let mut items = Vec::new();
     for _ in 0..200 {
-        let list: Value = http
-            .get(&list_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Value = get_json(&list_url).await;
         items = list["items"].as_array().unwrap().clone();
         if items.len() >= 2 {
             break;
@@ -787,14 +713,7 @@ async fn archive_callbacks_answer_reads_without_vonage_and_a_rotation_restarts_t
     })
     .await;
     let before = archive_reads(&emulator_requests(&upstream).await, &first_id);
-    let old: Value = http
-        .get(format!("{}/archives/{first_id}", service.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let old: Value = get_json(&format!("{}/archives/{first_id}", service.url)).await;
     assert!(
         matches!(old["status"].as_str(), Some("stopped" | "available")),
         "{old}"
@@ -805,14 +724,7 @@ async fn archive_callbacks_answer_reads_without_vonage_and_a_rotation_restarts_t
     );
     // The rotation's second delivery restarted nothing more.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let list: Value = http
-        .get(&list_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(&list_url).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
 }
 
@@ -821,12 +733,9 @@ fn secrets_and_tokens_never_reach_the_logs() {
     // The real binary, its stderr read whole after it is stopped.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let upstream = runtime.block_on(crate::helpers::spawn_emulator());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vonage-sessions"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .envs([
+    let mut child = binary(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[
             ("VONAGE_SESSIONS__AUTH__MODE", "anonymous"),
             ("VONAGE_SESSIONS__LOG__FORMAT", "json"),
             ("VONAGE_SESSIONS__LOG__FILTER", "debug"),
@@ -835,16 +744,15 @@ fn secrets_and_tokens_never_reach_the_logs() {
             ("VONAGE_SESSION_CALLBACK_SECRET", SESSION_SECRET),
             ("VONAGE_ARCHIVE_CALLBACK_SECRET", ARCHIVE_SECRET),
             ("VIDEO_API_URL", upstream.as_str()),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
-    let url = first.trim().rsplit(' ').next().unwrap().to_owned();
+    let (_, url) = listening_line(&mut stdout);
     let body = connection_created("2_MX4", "c-1");
     let good = hs256(&claims_for(&body), SESSION_SECRET);
     let forged = hs256(&claims_for(&body), ARCHIVE_SECRET);

@@ -4,87 +4,33 @@
 //! `check-config` reports every problem at once and prints TOML; no command panics on a closed
 //! stdout; `healthcheck` probes the configured address; every listed metric exists at start-up.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{API_KEY, API_SECRET, APPLICATION_ID, client, spawn_emulator};
+use crate::helpers::{
+    API_SECRET, APPLICATION_ID, binary, client, collect, metrics_text, spawn_emulator,
+};
+use crate::process::{LEGACY, Running};
 
-const BIN: &str = env!("CARGO_BIN_EXE_vonage-sessions");
-
-const LEGACY: [(&str, &str); 2] = [
-    ("OPENTOK_API_KEY", API_KEY),
-    ("OPENTOK_API_SECRET", API_SECRET),
-];
 const ANONYMOUS: (&str, &str) = ("VONAGE_SESSIONS__AUTH__MODE", "anonymous");
 
-fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    command
-}
-
-/// Collects a stream into `sink` on a thread.
-fn collect(mut stream: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = stream.read(&mut buffer) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buffer[..n]));
-        }
-    });
-}
-
-/// A server started from the binary: its URL (from the `listening on` line) and its output.
-struct Server {
-    child: Child,
-    url: String,
-    output: Arc<Mutex<String>>,
-}
+/// A server started from the binary (its URL from the `listening on` line, and its output),
+/// killed when the test ends.
+struct Server(Running);
 
 impl Server {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = command(args, env)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        let url = first
-            .trim()
-            .rsplit(' ')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        assert!(
-            url.starts_with("http://"),
-            "expected a listening line, got {first:?}"
-        );
-        let output = Arc::new(Mutex::new(first));
-        collect(stdout, output.clone());
-        collect(child.stderr.take().unwrap(), output.clone());
-        Self { child, url, output }
+        Self(Running::start(args, env))
     }
 
     /// Waits until the output contains `text`.
     fn wait_for(&self, text: &str) -> String {
         let started = Instant::now();
         loop {
-            let output = self.output.lock().unwrap().clone();
+            let output = self.0.output();
             if output.contains(text) {
                 return output;
             }
@@ -97,10 +43,17 @@ impl Server {
     }
 }
 
+impl std::ops::Deref for Server {
+    type Target = Running;
+
+    fn deref(&self) -> &Running {
+        &self.0
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.kill();
     }
 }
 
@@ -226,7 +179,7 @@ fn check_config_reports_every_problem_in_one_run_naming_its_key() {
         ("VONAGE_SESSIONS__VIDEO__TIMEOUT_MS", "soon"),
         ("VONAGE_SESSIONS__TOKENS__MAX_TTL_SECONDS", "0"),
     ];
-    let output = command(&["check-config"], &env).output().unwrap();
+    let output = binary(&["check-config"], &env).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(78), "{stderr}");
     assert!(
@@ -264,7 +217,7 @@ fn check_config_prints_the_effective_config_as_toml_that_loads_again() {
             "redis://:hunter2-password@redis:6379/0",
         ),
     ];
-    let output = command(&["check-config"], &env).output().unwrap();
+    let output = binary(&["check-config"], &env).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert_eq!(
         output.status.code(),
@@ -293,7 +246,7 @@ fn check_config_prints_the_effective_config_as_toml_that_loads_again() {
     let dir = std::env::temp_dir().join(format!("check-config-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("printed.toml"), &stdout).unwrap();
-    let again = command(
+    let again = binary(
         &["--config", dir.to_str().unwrap(), "check-config"],
         &[("VONAGE_SESSIONS_ENV", "printed"), LEGACY[0], LEGACY[1]],
     )
@@ -335,7 +288,7 @@ async fn no_command_panics_on_a_closed_stdout() {
             1,
         ),
     ] {
-        let output = command(&args, &env)
+        let output = binary(&args, &env)
             .stdout(closed_stdout())
             .stderr(Stdio::piped())
             .output()
@@ -371,7 +324,7 @@ async fn no_command_panics_on_a_closed_stdout() {
             "emulator bound",
         ),
     ] {
-        let mut child = command(&args, &env)
+        let mut child = binary(&args, &env)
             .stdout(closed_stdout())
             .stderr(Stdio::piped())
             .spawn()
@@ -429,15 +382,7 @@ async fn healthcheck_probes_the_configured_address_and_metrics_exist_from_start_
     assert_eq!(serve.url, format!("http://{listen}"));
 
     // The first request the service ever answers: every listed series is already there.
-    let http = client();
-    let metrics = http
-        .get(format!("{}/metrics", serve.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&serve.url).await;
     for name in [
         "vonage_retries_total{operation=\"create_session\"} 0",
         "room_claim_contention_total 0",
@@ -477,7 +422,7 @@ async fn healthcheck_probes_the_configured_address_and_metrics_exist_from_start_
 }
 
 fn healthcheck(env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let output = command(&["healthcheck", "--timeout-ms", "1000"], env)
+    let output = binary(&["healthcheck", "--timeout-ms", "1000"], env)
         .output()
         .unwrap();
     (
@@ -560,7 +505,7 @@ fn check_config_shows_callback_secrets_as_set_or_unset_never_their_value() {
         LEGACY[1],
         ("VONAGE_SESSION_CALLBACK_SECRET", secret),
     ];
-    let output = command(&["check-config"], &env).output().unwrap();
+    let output = binary(&["check-config"], &env).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(
@@ -574,7 +519,7 @@ fn check_config_shows_callback_secrets_as_set_or_unset_never_their_value() {
     assert!(!stdout.contains(secret), "{stdout}");
     // Too short a secret is named, not quoted.
     let short = "short";
-    let output = command(
+    let output = binary(
         &["check-config"],
         &[
             ANONYMOUS,

@@ -5,17 +5,18 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use vonage_sessions::emulator::{CallbackSettings, Emulator, Faults};
 
-use crate::helpers::{APPLICATION_ID, Kind, PRIVATE_KEY, TestApp, client, test_credentials};
+use crate::helpers::{APPLICATION_ID, Kind, TestApp, client, test_credentials};
 
 pub(crate) const SESSION_SECRET: &str = "session-callback-secret-for-tests";
 pub(crate) const ARCHIVE_SECRET: &str = "archive-callback-secret-for-tests";
@@ -60,16 +61,19 @@ pub(crate) async fn spawn_emulator_with_callbacks(callback_url: Option<String>) 
     url
 }
 
-fn rest_auth() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+async fn post(url: &str, body: Value) -> reqwest::Response {
+    client().post(url).json(&body).send().await.unwrap()
+}
+
+/// `method url` on Vonage's REST paths, authenticated as the application.
+async fn vonage_rest(method: Method, url: &str) -> reqwest::Response {
+    let (name, value) = Kind::Application.header();
+    client()
+        .request(method, url)
+        .header(name, value)
+        .send()
+        .await
         .unwrap()
-        .as_secs();
-    let claims =
-        json!({"application_id": APPLICATION_ID, "iat": now, "exp": now + 300, "jti": "j"});
-    let key = EncodingKey::from_rsa_pem(PRIVATE_KEY.as_bytes()).unwrap();
-    let jwt = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap();
-    format!("Bearer {jwt}")
 }
 
 async fn wait_for(seen: &Mutex<Vec<(Option<String>, Bytes)>>, count: usize) {
@@ -101,58 +105,32 @@ async fn clients_connect_with_real_tokens_and_every_change_is_a_signed_callback(
 
     // A tampered token, a token of another session and no token are refused.
     let tampered = format!("{}x", &token[..token.len() - 1]);
-    let response = http
-        .post(&connections)
-        .json(&json!({"token": tampered}))
-        .send()
-        .await
-        .unwrap();
+    let response = post(&connections, json!({"token": tampered})).await;
     assert_eq!(response.status(), 403);
     assert_eq!(response.json::<Value>().await.unwrap()["code"], 1004);
     let (_, other) = app.create_session(&json!({})).await;
-    let response = http
-        .post(&connections)
-        .json(&json!({"token": other["token"]}))
-        .send()
-        .await
-        .unwrap();
+    let response = post(&connections, json!({"token": other["token"]})).await;
     assert_eq!(response.status(), 403);
-    let response = http
-        .post(&connections)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let response = post(&connections, json!({})).await;
     assert_eq!(response.status(), 400);
 
-    let response = http
-        .post(&connections)
-        .json(&json!({"token": token}))
-        .send()
-        .await
-        .unwrap();
+    let response = post(&connections, json!({"token": token})).await;
     assert_eq!(response.status(), 201);
     let connection: Value = response.json().await.unwrap();
     assert_eq!(connection["role"], "subscriber");
     assert_eq!(connection["data"], "hello");
     let connection_id = connection["connectionId"].as_str().unwrap().to_owned();
 
-    let response = http
-        .post(format!("{connections}/{connection_id}/streams"))
-        .json(&json!({"videoType": "screen", "name": "Ann"}))
-        .send()
-        .await
-        .unwrap();
+    let response = post(
+        &format!("{connections}/{connection_id}/streams"),
+        json!({"videoType": "screen", "name": "Ann"}),
+    )
+    .await;
     assert_eq!(response.status(), 201);
 
     // Vonage's list: no connection data.
     let rest = format!("{upstream}/v2/project/{APPLICATION_ID}/session/{session_id}/connection");
-    let response = http
-        .get(&rest)
-        .header("authorization", rest_auth())
-        .send()
-        .await
-        .unwrap();
+    let response = vonage_rest(Method::GET, &rest).await;
     assert_eq!(response.status(), 200);
     let list: Value = response.json().await.unwrap();
     assert_eq!(list["count"], 1);
@@ -162,19 +140,9 @@ async fn clients_connect_with_real_tokens_and_every_change_is_a_signed_callback(
     assert_eq!(response.status(), 403, "no auth");
 
     let one = format!("{rest}/{connection_id}");
-    let response = http
-        .delete(&one)
-        .header("authorization", rest_auth())
-        .send()
-        .await
-        .unwrap();
+    let response = vonage_rest(Method::DELETE, &one).await;
     assert_eq!(response.status(), 204);
-    let response = http
-        .delete(&one)
-        .header("authorization", rest_auth())
-        .send()
-        .await
-        .unwrap();
+    let response = vonage_rest(Method::DELETE, &one).await;
     assert_eq!(response.status(), 404);
 
     wait_for(&seen, 4).await;

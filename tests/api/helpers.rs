@@ -1,12 +1,16 @@
 //! Test helpers: spawn the real service (and the real emulator) on free loopback ports.
 
 use std::collections::HashMap;
+use std::io::{BufRead, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use figment::providers::{Format as _, Toml};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use vonage_sessions::app::App;
@@ -197,6 +201,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `GET path` on the service: the JSON answer.
+    pub(crate) async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.unwrap()
+    }
+
     pub(crate) async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(format!("{}{path}", self.url))
@@ -204,6 +213,27 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// `POST path` on the service, without a body.
+    pub(crate) async fn post(&self, path: &str) -> reqwest::Response {
+        self.send(Method::POST, path, None).await
+    }
+
+    /// `DELETE path` on the service.
+    pub(crate) async fn delete(&self, path: &str) -> reqwest::Response {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    /// `method path` on the service, with `body` as JSON if there is one.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let request = self.client.request(method, format!("{}{path}", self.url));
+        send_with(request, body).await
     }
 
     pub(crate) async fn create_session(&self, body: &Value) -> (u16, Value) {
@@ -229,6 +259,72 @@ impl TestApp {
     }
 }
 
+/// A caller of the service at `url`: anonymous, or with a bearer `token`. Each call is made
+/// with a fresh client.
+#[derive(Clone, Copy)]
+pub(crate) struct Caller<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) token: Option<&'a str>,
+}
+
+impl<'a> Caller<'a> {
+    pub(crate) fn new(url: &'a str, token: Option<&'a str>) -> Self {
+        Self { url, token }
+    }
+
+    /// `verb path`, with `body` as JSON if there is one.
+    pub(crate) async fn send(
+        self,
+        verb: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = client().request(verb, format!("{}{path}", self.url));
+        if let Some(token) = self.token {
+            request = request.bearer_auth(token);
+        }
+        send_with(request, body).await
+    }
+
+    pub(crate) async fn get(self, path: &str) -> reqwest::Response {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub(crate) async fn delete(self, path: &str) -> reqwest::Response {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    pub(crate) async fn post(self, path: &str, body: Option<Value>) -> reqwest::Response {
+        self.send(Method::POST, path, body).await
+    }
+
+    pub(crate) async fn put(self, path: &str, body: Value) -> reqwest::Response {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+}
+
+/// Sends `request`, with `body` as JSON if there is one.
+async fn send_with(mut request: reqwest::RequestBuilder, body: Option<Value>) -> reqwest::Response {
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+/// `GET url` (an emulator's control endpoint, usually) with a fresh client: the JSON answer.
+pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> T {
+    json_answer(client().get(url)).await
+}
+
+/// `POST url` with the JSON `body`, with a fresh client: the JSON answer.
+pub(crate) async fn post_for_json(url: &str, body: &Value) -> Value {
+    json_answer(client().post(url).json(body)).await
+}
+
+async fn json_answer<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> T {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// Sets the emulator's faults at `upstream` (its `PUT /_emulator/faults`): the one way the
 /// tests inject faults into a running emulator.
 pub(crate) async fn set_faults(upstream: &str, faults: Value) {
@@ -249,6 +345,18 @@ pub(crate) async fn clear_faults(upstream: &str) {
         .await
         .unwrap();
     assert!(response.status().is_success(), "clearing faults");
+}
+
+/// The Prometheus text the service at `base` serves at `GET /metrics`.
+pub(crate) async fn metrics_text(base: &str) -> String {
+    client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 pub(crate) fn client() -> reqwest::Client {
@@ -290,6 +398,66 @@ pub(crate) fn claims(jwt: &str) -> Value {
     jsonwebtoken::dangerous::insecure_decode::<Value>(jwt)
         .unwrap()
         .claims
+}
+
+/// The service's binary, as built for these tests.
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_vonage-sessions");
+
+/// The binary with `args`, run from the crate root with only `PATH` and `env` in its environment.
+pub(crate) fn binary(args: &[&str], env: &[(&str, &str)]) -> Command {
+    binary_under(&[], args, env)
+}
+
+/// Like `binary`, with the binary run by `wrapper` (e.g. `prlimit --nofile=64:64`).
+pub(crate) fn binary_under(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(BIN);
+            command
+        }
+        None => Command::new(BIN),
+    };
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+/// Reads a started binary's first stdout line, its `listening on` line: the line and the URL
+/// it ends with (asserted to be one).
+pub(crate) fn listening_line(stdout: &mut impl BufRead) -> (String, String) {
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let url = first
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        url.starts_with("http://"),
+        "expected a listening line, got {first:?}"
+    );
+    (first, url)
+}
+
+/// Appends what `stream` yields to `sink` on a thread of its own, until it ends.
+pub(crate) fn collect(mut stream: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    });
 }
 
 /// A real `redis-server` on a free loopback port, killed on drop. It can be stopped and started

@@ -19,7 +19,8 @@ use vonage_sessions::emulator::{CallbackSettings, Emulator, Faults};
 
 use crate::emulator_connections::{ARCHIVE_SECRET, SESSION_SECRET};
 use crate::helpers::{
-    API_KEY, API_SECRET, Kind, RedisServer, assert_problem, client, test_credentials,
+    API_KEY, API_SECRET, Caller, Kind, RedisServer, assert_problem, client, get_json,
+    test_credentials,
 };
 
 const ISSUER: &str = "https://idp.test";
@@ -245,38 +246,16 @@ impl Stack {
     }
 }
 
-async fn call(
-    url: &str,
-    token: Option<&str>,
-    verb: Method,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut request = client().request(verb, format!("{url}{path}"));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
-}
-
 async fn join(url: &str, token: Option<&str>, room: &str, body: Value) -> (u16, Value) {
-    let response = call(
-        url,
-        token,
-        Method::POST,
-        &format!("/rooms/{room}/join"),
-        Some(body),
-    )
-    .await;
+    let response = Caller::new(url, token)
+        .post(&format!("/rooms/{room}/join"), Some(body))
+        .await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
 
 async fn room(url: &str, token: Option<&str>, room: &str) -> (u16, Value) {
-    let response = call(url, token, Method::GET, &format!("/rooms/{room}"), None).await;
+    let response = Caller::new(url, token).get(&format!("/rooms/{room}")).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
@@ -376,14 +355,9 @@ async fn a_participant_who_connects_is_shown_with_the_sub_bound_into_their_token
 async fn twenty_concurrent_joins_of_an_eight_seat_room_over_three_replicas_get_exactly_eight_tokens()
  {
     let stack = Stack::start(3, Auth::Anonymous, "").await;
-    let response = call(
-        stack.url(),
-        None,
-        Method::PUT,
-        "/rooms/eight",
-        Some(json!({"maxParticipants": 8})),
-    )
-    .await;
+    let response = Caller::new(stack.url(), None)
+        .put("/rooms/eight", json!({"maxParticipants": 8}))
+        .await;
     assert_eq!(response.status(), 200);
     let urls: Vec<String> = stack.replicas.iter().map(|r| r.url.clone()).collect();
     let joins = (0..20).map(|i| {
@@ -412,14 +386,9 @@ async fn twenty_concurrent_joins_of_an_eight_seat_room_over_three_replicas_get_e
     assert_eq!(sessions.len(), 1, "one session for the room");
     // The token route of the room's session counts the same seats.
     let sid = sessions.into_iter().next().unwrap();
-    let response = call(
-        stack.url(),
-        None,
-        Method::POST,
-        &format!("/sessions/{sid}/tokens"),
-        None,
-    )
-    .await;
+    let response = Caller::new(stack.url(), None)
+        .post(&format!("/sessions/{sid}/tokens"), None)
+        .await;
     let body = assert_problem(response, 409, "room_full").await;
     assert_eq!(body["maxParticipants"], 8);
     let (_, shown) = room(&urls[2], None, "eight").await;
@@ -505,14 +474,7 @@ async fn a_server_rotation_keeps_the_room_and_its_participants() {
         || {
             let url = url.clone();
             async move {
-                let log: Value = client()
-                    .get(format!("{url}/_emulator/callbacks"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let log: Value = get_json(&format!("{url}/_emulator/callbacks")).await;
                 log["deliveries"]
                     .as_array()
                     .unwrap()
@@ -589,36 +551,20 @@ async fn an_expired_room_disconnects_everyone_and_issues_no_more_tokens() {
     eventually(Duration::from_secs(15), "everyone disconnected", || {
         let (url, session) = (url.clone(), session.clone());
         async move {
-            let live: Value = client()
-                .get(format!("{url}/_emulator/sessions/{session}/connections"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let live: Value =
+                get_json(&format!("{url}/_emulator/sessions/{session}/connections")).await;
             live["connections"].as_array().is_some_and(Vec::is_empty)
         }
     })
     .await;
-    let response = call(
-        stack.url(),
-        Some(&guest),
-        Method::POST,
-        "/rooms/short/join",
-        None,
-    )
-    .await;
+    let response = Caller::new(stack.url(), Some(&guest))
+        .post("/rooms/short/join", None)
+        .await;
     let body = assert_problem(response, 403, "room_closed").await;
     assert_eq!(parse_rfc3339(body["expiresAt"].as_str().unwrap()), closes);
-    let response = call(
-        stack.url(),
-        Some(&guest),
-        Method::POST,
-        &format!("/sessions/{sid}/tokens"),
-        None,
-    )
-    .await;
+    let response = Caller::new(stack.url(), Some(&guest))
+        .post(&format!("/sessions/{sid}/tokens"), None)
+        .await;
     assert_problem(response, 403, "room_closed").await;
 }
 
@@ -629,14 +575,9 @@ async fn the_last_participant_leaving_retires_the_room_after_the_delay_and_stops
     let sid = joined["sessionId"].as_str().unwrap().to_owned();
     let connection = stack.connect(&sid, &joined["token"]).await;
     wait_participants(stack.url(), None, "recorded", 1).await;
-    let response = call(
-        stack.url(),
-        None,
-        Method::POST,
-        &format!("/sessions/{sid}/archives"),
-        Some(json!({})),
-    )
-    .await;
+    let response = Caller::new(stack.url(), None)
+        .post(&format!("/sessions/{sid}/archives"), Some(json!({})))
+        .await;
     assert_eq!(response.status(), 201);
     let archive: Value = response.json().await.unwrap();
     let archive_id = archive["id"].as_str().unwrap().to_owned();
@@ -652,14 +593,9 @@ async fn the_last_participant_leaving_retires_the_room_after_the_delay_and_stops
         async move { room(&url, None, "recorded").await.0 == 404 }
     })
     .await;
-    let response = call(
-        stack.url(),
-        None,
-        Method::GET,
-        &format!("/archives/{archive_id}"),
-        None,
-    )
-    .await;
+    let response = Caller::new(stack.url(), None)
+        .get(&format!("/archives/{archive_id}"))
+        .await;
     let archive: Value = response.json().await.unwrap();
     assert!(
         matches!(
@@ -681,34 +617,18 @@ async fn opening_hours_roles_and_policies_are_enforced_from_the_first_join_and_f
     let opens = now_ms() + 3_600_000;
     let closes = opens + 3_600_000;
     // PUT schedules a room ahead, without a session.
-    let response = call(
-        stack.url(),
-        Some(&admin),
-        Method::PUT,
-        "/rooms/later",
-        Some(json!({"notBefore": rfc3339(opens), "expiresAt": rfc3339(closes), "maxParticipants": 4})),
-    )
+    let response = Caller::new(stack.url(), Some(&admin)).put("/rooms/later", json!({"notBefore": rfc3339(opens), "expiresAt": rfc3339(closes), "maxParticipants": 4}))
     .await;
     assert_eq!(response.status(), 200);
     let put: Value = response.json().await.unwrap();
     assert_eq!(put["policy"]["maxParticipants"], 4);
-    let response = call(
-        stack.url(),
-        Some(&guest),
-        Method::PUT,
-        "/rooms/later",
-        Some(json!({})),
-    )
-    .await;
+    let response = Caller::new(stack.url(), Some(&guest))
+        .put("/rooms/later", json!({}))
+        .await;
     assert_problem(response, 403, "forbidden").await;
-    let response = call(
-        stack.url(),
-        Some(&admin),
-        Method::POST,
-        "/rooms/later/join",
-        None,
-    )
-    .await;
+    let response = Caller::new(stack.url(), Some(&admin))
+        .post("/rooms/later/join", None)
+        .await;
     let body = assert_problem(response, 403, "room_not_open").await;
     assert_eq!(
         parse_rfc3339(body["notBefore"].as_str().unwrap()) / 1000,
@@ -727,14 +647,9 @@ async fn opening_hours_roles_and_policies_are_enforced_from_the_first_join_and_f
     // The first join's policy: roles.
     let policy = json!({"defaultRole": "subscriber", "allowedRoles": ["subscriber", "publisher"],
         "moderators": ["host"]});
-    let response = call(
-        stack.url(),
-        Some(&guest),
-        Method::POST,
-        "/rooms/webinar/join",
-        Some(json!({"policy": policy})),
-    )
-    .await;
+    let response = Caller::new(stack.url(), Some(&guest))
+        .post("/rooms/webinar/join", Some(json!({"policy": policy})))
+        .await;
     assert_problem(response, 403, "forbidden").await;
     let (status, joined) = join(
         stack.url(),
@@ -757,14 +672,12 @@ async fn opening_hours_roles_and_policies_are_enforced_from_the_first_join_and_f
     let (_, shown) = room(stack.url(), Some(&guest), "webinar").await;
     assert_eq!(shown["policy"]["defaultRole"], "subscriber");
     assert!(shown["policy"]["maxParticipants"].is_null(), "{shown}");
-    let response = call(
-        stack.url(),
-        Some(&guest),
-        Method::POST,
-        "/rooms/webinar/join",
-        Some(json!({"token": {"role": "publisheronly"}})),
-    )
-    .await;
+    let response = Caller::new(stack.url(), Some(&guest))
+        .post(
+            "/rooms/webinar/join",
+            Some(json!({"token": {"role": "publisheronly"}})),
+        )
+        .await;
     assert_problem(response, 403, "role_not_allowed").await;
     // The room's moderator gets a moderator token without video:moderate.
     let host = bearer("host", "video:join");
@@ -781,24 +694,17 @@ async fn opening_hours_roles_and_policies_are_enforced_from_the_first_join_and_f
 
     // Token lifetimes end by expiresAt; the session token route enforces the policy too.
     let soon = now_ms() + 120_000;
-    let response = call(
-        stack.url(),
-        Some(&admin),
-        Method::PUT,
-        "/rooms/webinar",
-        Some(json!({"expiresAt": rfc3339(soon)})),
-    )
-    .await;
+    let response = Caller::new(stack.url(), Some(&admin))
+        .put("/rooms/webinar", json!({"expiresAt": rfc3339(soon)}))
+        .await;
     assert_eq!(response.status(), 200);
     let sid = shown["sessionId"].as_str().unwrap();
-    let response = call(
-        stack.url(),
-        Some(&guest),
-        Method::POST,
-        &format!("/sessions/{sid}/tokens"),
-        Some(json!({"ttlSeconds": 3600})),
-    )
-    .await;
+    let response = Caller::new(stack.url(), Some(&guest))
+        .post(
+            &format!("/sessions/{sid}/tokens"),
+            Some(json!({"ttlSeconds": 3600})),
+        )
+        .await;
     assert_eq!(response.status(), 201);
     let token: Value = response.json().await.unwrap();
     assert!(
@@ -828,23 +734,13 @@ async fn a_room_moderator_removes_a_participant_and_every_connection_of_their_su
     }
     wait_participants(stack.url(), Some(&owner), "town-hall", 3).await;
     // Without the global scope and not a room moderator: refused.
-    let response = call(
-        stack.url(),
-        Some(&mallory),
-        Method::DELETE,
-        "/rooms/town-hall/participants/owner",
-        None,
-    )
-    .await;
+    let response = Caller::new(stack.url(), Some(&mallory))
+        .delete("/rooms/town-hall/participants/owner")
+        .await;
     assert_problem(response, 403, "forbidden").await;
-    let response = call(
-        stack.url(),
-        Some(&host),
-        Method::DELETE,
-        "/rooms/town-hall/participants/mallory",
-        None,
-    )
-    .await;
+    let response = Caller::new(stack.url(), Some(&host))
+        .delete("/rooms/town-hall/participants/mallory")
+        .await;
     assert_eq!(response.status(), 200);
     let removed: Value = response.json().await.unwrap();
     assert_eq!(removed["presenceTracked"], true);
@@ -875,26 +771,16 @@ async fn the_in_process_store_keeps_presence_seats_and_the_room_end_too() {
     .await;
     assert_eq!(status, 201, "{joined}");
     let sid = joined["sessionId"].as_str().unwrap().to_owned();
-    let response = call(
-        stack.url(),
-        Some(&bob),
-        Method::POST,
-        "/rooms/solo/join",
-        None,
-    )
-    .await;
+    let response = Caller::new(stack.url(), Some(&bob))
+        .post("/rooms/solo/join", None)
+        .await;
     assert_problem(response, 409, "room_full").await;
     let connection = stack.connect(&sid, &joined["token"]).await;
     let shown = wait_participants(stack.url(), Some(&alice), "solo", 1).await;
     assert_eq!(shown["connections"][0]["sub"], "alice");
-    let response = call(
-        stack.url(),
-        Some(&bob),
-        Method::POST,
-        "/rooms/solo/join",
-        None,
-    )
-    .await;
+    let response = Caller::new(stack.url(), Some(&bob))
+        .post("/rooms/solo/join", None)
+        .await;
     assert_problem(response, 409, "room_full").await;
     stack.leave(&sid, &connection, false).await;
     let url = stack.url().to_owned();
@@ -908,14 +794,9 @@ async fn the_in_process_store_keeps_presence_seats_and_the_room_end_too() {
     let (status, again) = join(stack.url(), Some(&alice), "solo", json!({})).await;
     assert_eq!(status, 201, "{again}");
     assert_ne!(again["sessionId"], sid.as_str());
-    let response = call(
-        stack.url(),
-        Some(&bob),
-        Method::POST,
-        "/rooms/solo/join",
-        None,
-    )
-    .await;
+    let response = Caller::new(stack.url(), Some(&bob))
+        .post("/rooms/solo/join", None)
+        .await;
     assert_problem(response, 409, "room_full").await;
 }
 

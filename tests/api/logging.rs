@@ -2,13 +2,13 @@
 //! reads, requests keep being answered, and the lines that cannot be written are dropped and
 //! counted as `log_lines_dropped_total`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::BufReader;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{API_KEY, API_SECRET, client, spawn_emulator};
-
-const BIN: &str = env!("CARGO_BIN_EXE_vonage-sessions");
+use crate::helpers::{
+    API_KEY, API_SECRET, binary, client, listening_line, metrics_text, spawn_emulator,
+};
 
 /// Kills the child when the test ends, however it ends.
 struct Killed(std::process::Child);
@@ -32,12 +32,9 @@ fn dropped_lines(metrics: &str) -> f64 {
 async fn with_a_log_pipe_nobody_reads_requests_are_answered_and_dropped_lines_counted() {
     let upstream = spawn_emulator().await;
     let mut child = Killed(
-        Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .envs([
+        binary(
+            &["serve", "--listen", "127.0.0.1:0"],
+            &[
                 ("VONAGE_SESSIONS_ENV", "production"),
                 ("VONAGE_SESSIONS__SERVER__DRAIN_DELAY_MS", "0"),
                 ("VONAGE_SESSIONS__AUTH__MODE", "anonymous"),
@@ -47,21 +44,19 @@ async fn with_a_log_pipe_nobody_reads_requests_are_answered_and_dropped_lines_co
                 ("OPENTOK_API_KEY", API_KEY),
                 ("OPENTOK_API_SECRET", API_SECRET),
                 ("VIDEO_API_URL", upstream.as_str()),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+            ],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
     );
     // The listening line is read from stdout; stderr, where every log line goes, never is. The
     // pipe stays open (held by `_stderr`), so writes to it block once its 64 KiB are full.
     let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
     let _stderr = child.0.stderr.take().unwrap();
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let url = first.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(url.starts_with("http://"), "listening line: {first:?}");
+    let (_, url) = listening_line(&mut stdout);
 
     let http = client();
     let (status, body) = {
@@ -111,14 +106,7 @@ async fn with_a_log_pipe_nobody_reads_requests_are_answered_and_dropped_lines_co
         started.elapsed()
     );
 
-    let metrics = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&url).await;
     let dropped = dropped_lines(&metrics);
     assert!(dropped > 0.0, "nothing dropped:\n{metrics}");
     assert!(dropped <= 3002.0, "more dropped than written: {dropped}");

@@ -9,8 +9,8 @@ use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{
-    API_KEY, FOREIGN_SESSION_ID, Kind, RedisServer, TestApp, assert_problem, claims, client,
-    spawn_emulator,
+    API_KEY, Caller, FOREIGN_SESSION_ID, Kind, RedisServer, TestApp, assert_problem, claims,
+    client, get_json, metrics_text, post_for_json, spawn_emulator,
 };
 
 /// A session ID owned by API key 123456 (the legacy test credentials).
@@ -19,14 +19,6 @@ const CONNECTION: &str = "1f2e3d4c-0000-4000-8000-00000000c0de";
 const STREAM: &str = "8b732909-0a06-46a2-8ea8-074e64d43422";
 const MODERATORS: &str =
     "[auth]\nanonymous_scopes = [\"video:create\", \"video:join\", \"video:moderate\"]\n";
-
-async fn send(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
-    let mut request = app.client.request(method, format!("{}{path}", app.url));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
-}
 
 /// Every moderation write and read on one session, as (method, our path, body).
 fn session_calls(sid: &str) -> Vec<(Method, String, Option<Value>)> {
@@ -105,7 +97,7 @@ async fn join_only_callers_and_foreign_sessions_are_refused_before_vonage() {
         .await;
     let joiner = TestApp::spawn_against(Kind::Legacy, &server.uri(), "").await;
     for (verb, path, body) in session_calls(SESSION_ID) {
-        let response = send(&joiner, verb, &path, body).await;
+        let response = joiner.send(verb, &path, body).await;
         let problem = assert_problem(response, 403, "forbidden").await;
         assert!(
             problem["detail"]
@@ -115,36 +107,22 @@ async fn join_only_callers_and_foreign_sessions_are_refused_before_vonage() {
             "{path}: {problem}"
         );
     }
-    let response = send(
-        &joiner,
-        Method::DELETE,
-        &format!("/sessions/{SESSION_ID}/participants/bob"),
-        None,
-    )
-    .await;
+    let response = joiner
+        .delete(&format!("/sessions/{SESSION_ID}/participants/bob"))
+        .await;
     assert_problem(response, 403, "forbidden").await;
 
     let moderator = TestApp::spawn_against(Kind::Legacy, &server.uri(), MODERATORS).await;
     for (verb, path, body) in session_calls(FOREIGN_SESSION_ID) {
-        let response = send(&moderator, verb, &path, body).await;
+        let response = moderator.send(verb, &path, body).await;
         assert_problem(response, 404, "session_not_found").await;
     }
-    let response = send(
-        &moderator,
-        Method::POST,
-        "/rooms/nowhere/mute",
-        Some(json!({})),
-    )
-    .await;
+    let response = moderator.post_json("/rooms/nowhere/mute", &json!({})).await;
     assert_problem(response, 404, "room_not_found").await;
     // IDs that cannot exist are not sent either.
-    let response = send(
-        &moderator,
-        Method::DELETE,
-        &format!("/sessions/{SESSION_ID}/connections/a..b%20c"),
-        None,
-    )
-    .await;
+    let response = moderator
+        .delete(&format!("/sessions/{SESSION_ID}/connections/a..b%20c"))
+        .await;
     assert_problem(response, 404, "connection_not_found").await;
     server.verify().await;
 }
@@ -203,7 +181,7 @@ async fn requests_carry_the_sdks_paths_bodies_and_claims_in_both_credential_mode
         ];
         for ((verb, our_path, body), (status, ..)) in session_calls(&sid).into_iter().zip(&expected)
         {
-            let response = send(&app, verb, &our_path, body).await;
+            let response = app.send(verb, &our_path, body).await;
             assert_eq!(response.status().as_u16(), *status, "{our_path}");
         }
         let received = server.received_requests().await.unwrap();
@@ -248,7 +226,8 @@ async fn requests_carry_the_sdks_paths_bodies_and_claims_in_both_credential_mode
         }
 
         // Our own shapes.
-        let streams: Value = send(&app, Method::GET, &format!("/sessions/{sid}/streams"), None)
+        let streams: Value = app
+            .get(&format!("/sessions/{sid}/streams"))
             .await
             .json()
             .await
@@ -257,7 +236,8 @@ async fn requests_carry_the_sdks_paths_bodies_and_claims_in_both_credential_mode
             streams,
             json!({"count": 1, "items": [{"id": STREAM, "videoType": "camera", "name": "", "layoutClassList": ["full"]}]})
         );
-        let state: Value = send(&app, Method::GET, &format!("/sessions/{sid}/mute"), None)
+        let state: Value = app
+            .get(&format!("/sessions/{sid}/mute"))
             .await
             .json()
             .await
@@ -267,16 +247,12 @@ async fn requests_carry_the_sdks_paths_bodies_and_claims_in_both_credential_mode
             "mute-all is state, not a one-shot: {state}"
         );
         assert_eq!(state["excludedStreamIds"], json!([STREAM]));
-        let lifted: Value = send(
-            &app,
-            Method::POST,
-            &format!("/sessions/{sid}/mute"),
-            Some(json!({"active": false})),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        let lifted: Value = app
+            .post_json(&format!("/sessions/{sid}/mute"), &json!({"active": false}))
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(lifted["active"], false);
         let last = server.received_requests().await.unwrap().pop().unwrap();
         assert_eq!(
@@ -322,7 +298,7 @@ async fn vonage_answers_map_to_stable_codes() {
         (404, "stream_not_found"),
     ];
     for ((verb, path, body), (status, code)) in session_calls(SESSION_ID).into_iter().zip(codes) {
-        let problem = assert_problem(send(&app, verb, &path, body).await, status, code).await;
+        let problem = assert_problem(app.send(verb, &path, body).await, status, code).await;
         assert!(
             !problem.to_string().contains("Invalid signature"),
             "Vonage's body is not echoed"
@@ -342,47 +318,32 @@ async fn signals_too_large_are_refused_before_sending_and_writes_are_not_retried
     let app = TestApp::spawn_against(Kind::Legacy, &server.uri(), MODERATORS).await;
     let path = format!("/sessions/{SESSION_ID}/signal");
     let big = json!({"type": "t", "data": "x".repeat(8 * 1024 + 1)});
-    assert_problem(
-        send(&app, Method::POST, &path, Some(big)).await,
-        413,
-        "signal_too_large",
-    )
-    .await;
+    assert_problem(app.post_json(&path, &big).await, 413, "signal_too_large").await;
     let long_type = json!({"type": "t".repeat(129), "data": ""});
     assert_problem(
-        send(&app, Method::POST, &path, Some(long_type)).await,
+        app.post_json(&path, &long_type).await,
         413,
         "signal_too_large",
     )
     .await;
     let odd_type = json!({"type": "a b", "data": ""});
     assert_problem(
-        send(&app, Method::POST, &path, Some(odd_type)).await,
+        app.post_json(&path, &odd_type).await,
         400,
         "invalid_request",
     )
     .await;
     for no_data in [json!({"type": "t"}), json!({"data": null})] {
-        assert_problem(
-            send(&app, Method::POST, &path, Some(no_data)).await,
-            400,
-            "invalid_request",
-        )
-        .await;
+        assert_problem(app.post_json(&path, &no_data).await, 400, "invalid_request").await;
     }
     // The limit is bytes: 4097 two-byte characters are within the document's maxLength (8192
     // characters, all JSON Schema can count) and still too large.
     let wide = json!({"data": "é".repeat(4097)});
-    assert_problem(
-        send(&app, Method::POST, &path, Some(wide)).await,
-        413,
-        "signal_too_large",
-    )
-    .await;
+    assert_problem(app.post_json(&path, &wide).await, 413, "signal_too_large").await;
     // 8 kB exactly is allowed; Vonage's 503 is not retried: a signal is not idempotent.
     let exact = json!({"data": "x".repeat(8 * 1024)});
     assert_problem(
-        send(&app, Method::POST, &path, Some(exact)).await,
+        app.post_json(&path, &exact).await,
         503,
         "upstream_unavailable",
     )
@@ -392,11 +353,7 @@ async fn signals_too_large_are_refused_before_sending_and_writes_are_not_retried
 
 /// The value of `vonage_retries_total{operation}` in the process's recorder.
 async fn retries(app: &TestApp, operation: &str) -> f64 {
-    let text = send(app, Method::GET, "/metrics", None)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&app.url).await;
     let series = format!("vonage_retries_total{{operation=\"{operation}\"}} ");
     text.lines()
         .find_map(|line| line.strip_prefix(series.as_str()))
@@ -425,7 +382,7 @@ async fn writes_are_retried_only_when_the_connection_to_vonage_was_never_made() 
     let accepted_now = || accepted.load(std::sync::atomic::Ordering::SeqCst);
     let signal = json!({"data": "once"});
     let path = format!("/sessions/{SESSION_ID}/signal");
-    let response = send(&app, Method::POST, &path, Some(signal)).await;
+    let response = app.post_json(&path, &signal).await;
     assert!(response.status().is_server_error(), "{}", response.status());
     assert_eq!(
         accepted_now(),
@@ -433,7 +390,7 @@ async fn writes_are_retried_only_when_the_connection_to_vonage_was_never_made() 
         "a write that may have arrived is not resent"
     );
     let path = format!("/sessions/{SESSION_ID}/streams");
-    let response = send(&app, Method::GET, &path, None).await;
+    let response = app.get(&path).await;
     assert!(response.status().is_server_error(), "{}", response.status());
     assert!(accepted_now() > 2, "a read is retried: {}", accepted_now());
 
@@ -444,7 +401,7 @@ async fn writes_are_retried_only_when_the_connection_to_vonage_was_never_made() 
     let app = TestApp::spawn_against(Kind::Legacy, &refused, MODERATORS).await;
     let before = retries(&app, "force_disconnect").await;
     let path = format!("/sessions/{SESSION_ID}/connections/{CONNECTION}");
-    let response = send(&app, Method::DELETE, &path, None).await;
+    let response = app.delete(&path).await;
     assert!(response.status().is_server_error(), "{}", response.status());
     assert!(retries(&app, "force_disconnect").await > before);
 }
@@ -459,11 +416,11 @@ async fn join_callers_may_signal_one_connection_only_when_configured() {
     )
     .await;
     let one = format!("/sessions/{SESSION_ID}/connections/{CONNECTION}/signal");
-    let response = send(&app, Method::POST, &one, Some(json!({"data": "psst"}))).await;
+    let response = app.post_json(&one, &json!({"data": "psst"})).await;
     assert_eq!(response.status(), 204);
     let all = format!("/sessions/{SESSION_ID}/signal");
     assert_problem(
-        send(&app, Method::POST, &all, Some(json!({"data": "all"}))).await,
+        app.post_json(&all, &json!({"data": "all"})).await,
         403,
         "forbidden",
     )
@@ -500,20 +457,9 @@ async fn jwt_replica(upstream: &str, redis: &RedisServer) -> TestApp {
     .await
 }
 
-async fn as_user(
-    app: &TestApp,
-    token: &str,
-    verb: Method,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut request = client()
-        .request(verb, format!("{}{path}", app.url))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
+/// The caller with `token` at the replica `app`.
+fn at<'a>(app: &'a TestApp, token: &'a str) -> Caller<'a> {
+    Caller::new(&app.url, Some(token))
 }
 
 #[tokio::test]
@@ -527,37 +473,28 @@ async fn a_ban_on_one_replica_keeps_the_participant_out_on_another_sharing_redis
     let mallory = bearer("mallory", "video:join");
     let alice = bearer("alice", "video:join");
 
-    let created = as_user(&a, &host, Method::POST, "/rooms/standup/join", None).await;
+    let created = at(&a, &host).post("/rooms/standup/join", None).await;
     assert_eq!(created.status(), 201);
     let sid = created.json::<Value>().await.unwrap()["sessionId"]
         .as_str()
         .unwrap()
         .to_owned();
     assert_eq!(
-        as_user(&b, &mallory, Method::POST, "/rooms/standup/join", None)
+        at(&b, &mallory)
+            .post("/rooms/standup/join", None)
             .await
             .status(),
         200
     );
 
     // A joiner cannot ban; the host can.
-    let response = as_user(
-        &b,
-        &mallory,
-        Method::DELETE,
-        "/rooms/standup/participants/alice?ban=true",
-        None,
-    )
-    .await;
+    let response = at(&b, &mallory)
+        .delete("/rooms/standup/participants/alice?ban=true")
+        .await;
     assert_problem(response, 403, "forbidden").await;
-    let response = as_user(
-        &a,
-        &host,
-        Method::DELETE,
-        "/rooms/standup/participants/mallory?ban=true",
-        None,
-    )
-    .await;
+    let response = at(&a, &host)
+        .delete("/rooms/standup/participants/mallory?ban=true")
+        .await;
     assert_eq!(response.status(), 200);
     let removed: Value = response.json().await.unwrap();
     assert_eq!(removed["sub"], "mallory");
@@ -565,24 +502,21 @@ async fn a_ban_on_one_replica_keeps_the_participant_out_on_another_sharing_redis
     assert!(removed["bannedUntil"].as_str().unwrap().ends_with('Z'));
 
     // On the other replica: no rejoin, no token for the room's session; others are fine.
-    let response = as_user(&b, &mallory, Method::POST, "/rooms/standup/join", None).await;
+    let response = at(&b, &mallory).post("/rooms/standup/join", None).await;
     assert_problem(response, 403, "banned").await;
-    let response = as_user(
-        &b,
-        &mallory,
-        Method::POST,
-        &format!("/sessions/{sid}/tokens"),
-        None,
-    )
-    .await;
+    let response = at(&b, &mallory)
+        .post(&format!("/sessions/{sid}/tokens"), None)
+        .await;
     assert_problem(response, 403, "banned").await;
     assert_eq!(
-        as_user(&b, &alice, Method::POST, "/rooms/standup/join", None)
+        at(&b, &alice)
+            .post("/rooms/standup/join", None)
             .await
             .status(),
         200
     );
-    let bans: Value = as_user(&b, &host, Method::GET, "/rooms/standup/bans", None)
+    let bans: Value = at(&b, &host)
+        .get("/rooms/standup/bans")
         .await
         .json()
         .await
@@ -591,66 +525,40 @@ async fn a_ban_on_one_replica_keeps_the_participant_out_on_another_sharing_redis
     assert_eq!(bans["items"][0]["bannedBy"], "host");
 
     // Only an admin lifts it.
-    let response = as_user(
-        &b,
-        &host,
-        Method::DELETE,
-        "/rooms/standup/bans/mallory",
-        None,
-    )
-    .await;
+    let response = at(&b, &host).delete("/rooms/standup/bans/mallory").await;
     assert_problem(response, 403, "forbidden").await;
     assert_eq!(
-        as_user(
-            &b,
-            &admin,
-            Method::DELETE,
-            "/rooms/standup/bans/mallory",
-            None
-        )
-        .await
-        .status(),
+        at(&b, &admin)
+            .delete("/rooms/standup/bans/mallory")
+            .await
+            .status(),
         204
     );
     assert_eq!(
-        as_user(&a, &mallory, Method::POST, "/rooms/standup/join", None)
+        at(&a, &mallory)
+            .post("/rooms/standup/join", None)
             .await
             .status(),
         200
     );
     assert_eq!(
-        as_user(
-            &a,
-            &mallory,
-            Method::POST,
-            &format!("/sessions/{sid}/tokens"),
-            None
-        )
-        .await
-        .status(),
+        at(&a, &mallory)
+            .post(&format!("/sessions/{sid}/tokens"), None)
+            .await
+            .status(),
         201
     );
     // A ban against the room's session alone holds for joins of the room too.
     let path = format!("/sessions/{sid}/participants/mallory?ban=true");
-    assert_eq!(
-        as_user(&a, &host, Method::DELETE, &path, None)
-            .await
-            .status(),
-        200
-    );
-    let response = as_user(&b, &mallory, Method::POST, "/rooms/standup/join", None).await;
+    assert_eq!(at(&a, &host).delete(&path).await.status(), 200);
+    let response = at(&b, &mallory).post("/rooms/standup/join", None).await;
     assert_problem(response, 403, "banned").await;
-    let bans: Value = as_user(
-        &b,
-        &host,
-        Method::GET,
-        &format!("/sessions/{sid}/bans"),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let bans: Value = at(&b, &host)
+        .get(&format!("/sessions/{sid}/bans"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(bans["items"][0]["sub"], "mallory");
 }
 
@@ -671,7 +579,7 @@ async fn anonymous_mode_bans_nobody_and_removing_by_sub_disconnects_nobody() {
         "/rooms/lobby/participants/someone?ban=true",
         "/rooms/lobby/participants/someone",
     ] {
-        let response = send(&app, Method::DELETE, path, None).await;
+        let response = app.delete(path).await;
         assert_eq!(response.status(), 200, "{path}");
         let removed: Value = response.json().await.unwrap();
         assert_eq!(
@@ -681,11 +589,7 @@ async fn anonymous_mode_bans_nobody_and_removing_by_sub_disconnects_nobody() {
             "{path}"
         );
     }
-    let bans: Value = send(&app, Method::GET, "/rooms/lobby/bans", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let bans: Value = app.get("/rooms/lobby/bans").await.json().await.unwrap();
     assert_eq!(bans, json!({"items": []}));
     let room: Value = app.get("/rooms/lobby").await.json().await.unwrap();
     assert_eq!(room["muteAll"]["active"], false, "{room}");
@@ -710,65 +614,42 @@ async fn room_with_clients(
             .await
             .unwrap();
         sid = joined["sessionId"].as_str().unwrap().to_owned();
-        let connection: Value = client()
-            .post(format!(
-                "{}/_emulator/sessions/{sid}/connections",
-                app.upstream
-            ))
-            .json(&json!({"token": joined["token"]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let connection: Value = post_for_json(
+            &format!("{}/_emulator/sessions/{sid}/connections", app.upstream),
+            &json!({"token": joined["token"]}),
+        )
+        .await;
         let cid = connection["connectionId"]
             .as_str()
             .expect("the client connected")
             .to_owned();
-        let stream: Value = client()
-            .post(format!(
+        let stream: Value = post_for_json(
+            &format!(
                 "{}/_emulator/sessions/{sid}/connections/{cid}/streams",
                 app.upstream
-            ))
-            .json(&json!({"videoType": "camera", "name": format!("client {index}")}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            ),
+            &json!({"videoType": "camera", "name": format!("client {index}")}),
+        )
+        .await;
         clients.push((cid, stream["streamId"].as_str().unwrap().to_owned()));
     }
     (sid, clients)
 }
 
 async fn emulator_moderation(app: &TestApp, sid: &str) -> Value {
-    client()
-        .get(format!(
-            "{}/_emulator/sessions/{sid}/moderation",
-            app.upstream
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(&format!(
+        "{}/_emulator/sessions/{sid}/moderation",
+        app.upstream
+    ))
+    .await
 }
 
 async fn live_connections(app: &TestApp, sid: &str) -> Vec<String> {
-    let live: Value = client()
-        .get(format!(
-            "{}/_emulator/sessions/{sid}/connections",
-            app.upstream
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let live: Value = get_json(&format!(
+        "{}/_emulator/sessions/{sid}/connections",
+        app.upstream
+    ))
+    .await;
     live["connections"]
         .as_array()
         .unwrap()
@@ -798,13 +679,9 @@ async fn a_moderator_removes_a_connection_and_a_joiner_cannot_in_both_credential
         let (victim, _) = &clients[0];
 
         let before = moderator.upstream_requests().await.len();
-        let response = send(
-            &joiner,
-            Method::DELETE,
-            &format!("/rooms/town-hall/connections/{victim}"),
-            None,
-        )
-        .await;
+        let response = joiner
+            .delete(&format!("/rooms/town-hall/connections/{victim}"))
+            .await;
         assert_problem(response, 403, "forbidden").await;
         assert_eq!(
             moderator.upstream_requests().await.len(),
@@ -813,13 +690,9 @@ async fn a_moderator_removes_a_connection_and_a_joiner_cannot_in_both_credential
         );
         assert_eq!(live_connections(&moderator, &sid).await.len(), 2);
 
-        let response = send(
-            &moderator,
-            Method::DELETE,
-            &format!("/rooms/town-hall/connections/{victim}"),
-            None,
-        )
-        .await;
+        let response = moderator
+            .delete(&format!("/rooms/town-hall/connections/{victim}"))
+            .await;
         assert_eq!(response.status(), 204);
         let live = live_connections(&moderator, &sid).await;
         assert_eq!(
@@ -827,15 +700,12 @@ async fn a_moderator_removes_a_connection_and_a_joiner_cannot_in_both_credential
             [clients[1].0.clone()],
             "the emulator's connection is gone"
         );
-        let response = send(
-            &moderator,
-            Method::DELETE,
-            &format!("/sessions/{sid}/connections/{victim}"),
-            None,
-        )
-        .await;
+        let response = moderator
+            .delete(&format!("/sessions/{sid}/connections/{victim}"))
+            .await;
         assert_problem(response, 404, "connection_not_found").await;
-        let streams: Value = send(&moderator, Method::GET, "/rooms/town-hall/streams", None)
+        let streams: Value = moderator
+            .get("/rooms/town-hall/streams")
             .await
             .json()
             .await
@@ -847,7 +717,7 @@ async fn a_moderator_removes_a_connection_and_a_joiner_cannot_in_both_credential
 
         // Counted per action and outcome. The recorder is the process's, shared by every
         // test, so only series this test certainly produced are looked for.
-        let metrics = send(&moderator, Method::GET, "/metrics", None).await;
+        let metrics = moderator.get("/metrics").await;
         let text = metrics.text().await.unwrap();
         for series in [
             r#"moderation_actions_total{action="remove_connection",outcome="ok"}"#,
@@ -871,14 +741,9 @@ async fn mute_one_then_mute_all_with_exclusions_as_room_state() {
     let [(_, a), (_, b), (c_conn, c)] = [&clients[0], &clients[1], &clients[2]].map(Clone::clone);
 
     assert_eq!(
-        send(
-            &app,
-            Method::POST,
-            &format!("/rooms/mutes/streams/{a}/mute"),
-            None
-        )
-        .await
-        .status(),
+        app.post(&format!("/rooms/mutes/streams/{a}/mute"))
+            .await
+            .status(),
         204
     );
     let state = emulator_moderation(&app, &sid).await;
@@ -886,22 +751,12 @@ async fn mute_one_then_mute_all_with_exclusions_as_room_state() {
         muted(&state, &a) && !muted(&state, &b) && !muted(&state, &c),
         "{state}"
     );
-    let response = send(
-        &app,
-        Method::POST,
-        "/rooms/mutes/streams/no-such-stream/mute",
-        None,
-    )
-    .await;
+    let response = app.post("/rooms/mutes/streams/no-such-stream/mute").await;
     assert_problem(response, 404, "stream_not_found").await;
 
-    let response = send(
-        &app,
-        Method::POST,
-        "/rooms/mutes/mute",
-        Some(json!({"excludedStreamIds": [c]})),
-    )
-    .await;
+    let response = app
+        .post_json("/rooms/mutes/mute", &json!({"excludedStreamIds": [c]}))
+        .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["active"], true);
@@ -916,31 +771,23 @@ async fn mute_one_then_mute_all_with_exclusions_as_room_state() {
     assert_eq!(room["muteAll"]["excludedStreamIds"], json!([c]));
 
     // A stream published while the state is on is muted too.
-    let late: Value = client()
-        .post(format!(
+    let late: Value = post_for_json(
+        &format!(
             "{}/_emulator/sessions/{sid}/connections/{c_conn}/streams",
             app.upstream
-        ))
-        .json(&json!({"videoType": "screen"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ),
+        &json!({"videoType": "screen"}),
+    )
+    .await;
     let late = late["streamId"].as_str().unwrap().to_owned();
     assert!(muted(&emulator_moderation(&app, &sid).await, &late));
 
-    let lifted: Value = send(
-        &app,
-        Method::POST,
-        "/rooms/mutes/mute",
-        Some(json!({"active": false})),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let lifted: Value = app
+        .post_json("/rooms/mutes/mute", &json!({"active": false}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(lifted["active"], false);
     let room: Value = app.get("/rooms/mutes").await.json().await.unwrap();
     assert_eq!(room["muteAll"]["active"], false);
@@ -953,21 +800,19 @@ async fn signals_reach_one_connection_and_everyone() {
     let app = TestApp::spawn_against(Kind::Legacy, &upstream, MODERATORS).await;
     let (sid, clients) = room_with_clients(&app, "signals", 2).await;
     let one = &clients[1].0;
-    let response = send(
-        &app,
-        Method::POST,
-        &format!("/rooms/signals/connections/{one}/signal"),
-        Some(json!({"type": "nudge", "data": "you"})),
-    )
-    .await;
+    let response = app
+        .post_json(
+            &format!("/rooms/signals/connections/{one}/signal"),
+            &json!({"type": "nudge", "data": "you"}),
+        )
+        .await;
     assert_eq!(response.status(), 204);
-    let response = send(
-        &app,
-        Method::POST,
-        "/rooms/signals/signal",
-        Some(json!({"type": "chat", "data": "everyone"})),
-    )
-    .await;
+    let response = app
+        .post_json(
+            "/rooms/signals/signal",
+            &json!({"type": "chat", "data": "everyone"}),
+        )
+        .await;
     assert_eq!(response.status(), 204);
     let signals = emulator_moderation(&app, &sid).await["signals"].clone();
     assert_eq!(signals[0]["to"], json!([one]));
@@ -984,34 +829,24 @@ async fn signals_reach_one_connection_and_everyone() {
     reached.sort();
     assert_eq!(reached, everyone);
 
-    let response = send(
-        &app,
-        Method::POST,
-        "/rooms/signals/connections/gone-away/signal",
-        Some(json!({"data": "?"})),
-    )
-    .await;
+    let response = app
+        .post_json(
+            "/rooms/signals/connections/gone-away/signal",
+            &json!({"data": "?"}),
+        )
+        .await;
     assert_problem(response, 404, "connection_not_found").await;
     for (cid, _) in &clients {
         assert_eq!(
-            send(
-                &app,
-                Method::DELETE,
-                &format!("/sessions/{sid}/connections/{cid}"),
-                None
-            )
-            .await
-            .status(),
+            app.delete(&format!("/sessions/{sid}/connections/{cid}"))
+                .await
+                .status(),
             204
         );
     }
-    let response = send(
-        &app,
-        Method::POST,
-        "/rooms/signals/signal",
-        Some(json!({"data": "anyone?"})),
-    )
-    .await;
+    let response = app
+        .post_json("/rooms/signals/signal", &json!({"data": "anyone?"}))
+        .await;
     assert_problem(response, 409, "session_not_active").await;
 }
 
@@ -1033,14 +868,7 @@ impl vonage_sessions::moderation::Presence for EmulatorPresence {
             "{}/_emulator/sessions/{session_id}/connections",
             self.upstream
         );
-        let live: Value = client()
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let live: Value = get_json(&url).await;
         let held = live["connections"]
             .as_array()
             .unwrap()
@@ -1119,15 +947,11 @@ async fn removing_a_user_disconnects_every_connection_of_that_sub_and_bans_them(
             .await
             .unwrap();
         sid = joined["sessionId"].as_str().unwrap().to_owned();
-        let connection: Value = client()
-            .post(format!("{upstream}/_emulator/sessions/{sid}/connections"))
-            .json(&json!({"token": joined["token"]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let connection: Value = post_for_json(
+            &format!("{upstream}/_emulator/sessions/{sid}/connections"),
+            &json!({"token": joined["token"]}),
+        )
+        .await;
         connect.push(connection["connectionId"].as_str().unwrap().to_owned());
     }
     let response = call(
@@ -1154,14 +978,7 @@ async fn removing_a_user_disconnects_every_connection_of_that_sub_and_bans_them(
         gone, mallorys,
         "both of mallory's connections, no one else's"
     );
-    let live: Value = client()
-        .get(format!("{upstream}/_emulator/sessions/{sid}/connections"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let live: Value = get_json(&format!("{upstream}/_emulator/sessions/{sid}/connections")).await;
     let mut left: Vec<&str> = live["connections"]
         .as_array()
         .unwrap()

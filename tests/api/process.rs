@@ -2,7 +2,7 @@
 //! `healthcheck` and `check-config` work, SIGTERM drains and exits 0, and no secret or client
 //! token ever reaches a log line, a response or a printed config.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::BufReader;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,11 +12,9 @@ use serde_json::{Value, json};
 use vonage_sessions::video::Credentials;
 
 use crate::helpers::{
-    API_KEY, API_SECRET, APPLICATION_ID, FOREIGN_SESSION_ID, PRIVATE_KEY, clear_faults, client,
-    set_faults, spawn_emulator,
+    API_KEY, API_SECRET, APPLICATION_ID, BIN, FOREIGN_SESSION_ID, PRIVATE_KEY, binary_under,
+    clear_faults, client, collect, listening_line, set_faults, spawn_emulator,
 };
-
-pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_vonage-sessions");
 
 /// A running child process whose stdout and stderr are collected.
 pub(crate) struct Running {
@@ -30,68 +28,43 @@ impl Running {
         Self::start_under(&[], args, env)
     }
 
+    /// `serve` on a free port: anonymous callers, the legacy test credentials, `upstream` as
+    /// Vonage, and `extra` in the environment too.
+    pub(crate) fn serve_anonymous(upstream: &str, extra: &[(&str, &str)]) -> Self {
+        let mut env = vec![
+            ("VONAGE_SESSIONS__AUTH__MODE", "anonymous"),
+            ("VIDEO_API_URL", upstream),
+            LEGACY[0],
+            LEGACY[1],
+        ];
+        env.extend_from_slice(extra);
+        Self::start(&["serve", "--listen", "127.0.0.1:0"], &env)
+    }
+
     /// Like `start`, with the binary run by `wrapper` (e.g. `prlimit --nofile=64:64`).
     pub(crate) fn start_under(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = match wrapper.split_first() {
-            Some((program, rest)) => {
-                let mut command = Command::new(program);
-                command.args(rest).arg(BIN);
-                command
-            }
-            None => Command::new(BIN),
-        };
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
-        command.current_dir(env!("CARGO_MANIFEST_DIR"));
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut child = command
+        let mut child = binary_under(wrapper, args, env)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let output = Arc::new(Mutex::new(String::new()));
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        output.lock().unwrap().push_str(&first);
-        let url = first
-            .trim()
-            .rsplit(' ')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        assert!(
-            url.starts_with("http://"),
-            "expected a listening line, got {first:?}"
-        );
-        for mut stream in [
-            Box::new(stdout) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let output = output.clone();
-            std::thread::spawn(move || {
-                let mut buffer = [0u8; 4096];
-                while let Ok(n) = stream.read(&mut buffer) {
-                    if n == 0 {
-                        break;
-                    }
-                    output
-                        .lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buffer[..n]));
-                }
-            });
-        }
+        let (first, url) = listening_line(&mut stdout);
+        let output = Arc::new(Mutex::new(first));
+        collect(stdout, output.clone());
+        collect(child.stderr.take().unwrap(), output.clone());
         Self { child, url, output }
     }
 
     /// Everything written so far.
     pub(crate) fn output(&self) -> String {
         self.output.lock().unwrap().clone()
+    }
+
+    /// Kills the process and waits for it.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub(crate) fn terminate(mut self) -> (i32, String) {
@@ -226,13 +199,7 @@ fn private_key_body_line() -> &'static str {
 #[tokio::test(flavor = "multi_thread")]
 async fn healthcheck_follows_readyz_and_sigterm_drains_in_flight_requests_then_exits_0() {
     let upstream = spawn_emulator().await;
-    let env = [
-        ("VONAGE_SESSIONS__AUTH__MODE", "anonymous"),
-        ("VIDEO_API_URL", upstream.as_str()),
-        LEGACY[0],
-        LEGACY[1],
-    ];
-    let service = Running::start(&["serve", "--listen", "127.0.0.1:0"], &env);
+    let service = Running::serve_anonymous(&upstream, &[]);
     let readyz = format!("{}/readyz", service.url);
     assert_eq!(run(&["healthcheck", "--url", &readyz], &[]).0, 0);
 
@@ -459,16 +426,14 @@ async fn the_emulator_command_serves_both_credential_kinds() {
 async fn sigterm_under_load_answers_every_accepted_request_and_exits_0() {
     let upstream = spawn_emulator().await;
     set_faults(&upstream, json!({"latencyMs": 300})).await;
-    let env = [
-        ("VONAGE_SESSIONS__AUTH__MODE", "anonymous"),
-        ("VONAGE_SESSIONS__SERVER__DRAIN_DELAY_MS", "600"),
-        // One client address sends all the load: per-caller limits would answer 429.
-        ("VONAGE_SESSIONS__RATE_LIMITS__ENABLED", "false"),
-        ("VIDEO_API_URL", upstream.as_str()),
-        LEGACY[0],
-        LEGACY[1],
-    ];
-    let service = Running::start(&["serve", "--listen", "127.0.0.1:0"], &env);
+    let service = Running::serve_anonymous(
+        &upstream,
+        &[
+            ("VONAGE_SESSIONS__SERVER__DRAIN_DELAY_MS", "600"),
+            // One client address sends all the load: per-caller limits would answer 429.
+            ("VONAGE_SESSIONS__RATE_LIMITS__ENABLED", "false"),
+        ],
+    );
     let url = format!("{}/sessions", service.url);
     let clients: Vec<_> = (0..24)
         .map(|_| {
@@ -534,48 +499,35 @@ async fn jwt_mode_never_leaks_the_hs256_secret_and_refuses_to_start_half_configu
     ];
     // Start-up refusals name the key, and never print the secret.
     let secret = ("VONAGE_SESSIONS_AUTH_HS256_SECRET", HS256_SECRET);
+    // All three jwt keys and the legacy credentials, then `extra`.
+    let full_jwt = |extra: &[(&'static str, &'static str)]| {
+        let mut env = jwt.to_vec();
+        env.extend([LEGACY[0], LEGACY[1]]);
+        env.extend_from_slice(extra);
+        env
+    };
     for (env, expected) in [
         (vec![jwt[0], LEGACY[0], LEGACY[1], secret], "auth.issuer"),
+        (full_jwt(&[]), "auth.jwks_url"),
         (
-            vec![jwt[0], jwt[1], jwt[2], LEGACY[0], LEGACY[1]],
-            "auth.jwks_url",
-        ),
-        (
-            vec![
-                jwt[0],
-                jwt[1],
-                jwt[2],
-                LEGACY[0],
-                LEGACY[1],
+            full_jwt(&[
                 secret,
                 ("VONAGE_SESSIONS__AUTH__JWKS_URL", "https://idp.test/jwks"),
-            ],
+            ]),
             "exactly one",
         ),
         (
-            vec![
-                jwt[0],
-                jwt[1],
-                jwt[2],
-                LEGACY[0],
-                LEGACY[1],
-                ("VONAGE_SESSIONS_AUTH_HS256_SECRET", "short"),
-            ],
+            full_jwt(&[("VONAGE_SESSIONS_AUTH_HS256_SECRET", "short")]),
             "VONAGE_SESSIONS_AUTH_HS256_SECRET",
         ),
         (
-            vec![
-                jwt[0],
-                jwt[1],
-                jwt[2],
-                LEGACY[0],
-                LEGACY[1],
+            full_jwt(&[
                 secret,
                 (
                     "VONAGE_SESSIONS__CORS__ALLOWED_ORIGINS",
                     "[\"https://a.example/\"]",
                 ),
-            ],
+            ]),
             "cors.allowed_origins",
         ),
     ] {
@@ -587,8 +539,7 @@ async fn jwt_mode_never_leaks_the_hs256_secret_and_refuses_to_start_half_configu
             "the secret is never printed"
         );
     }
-    let mut check_env = jwt.to_vec();
-    check_env.extend([LEGACY[0], LEGACY[1], secret]);
+    let check_env = full_jwt(&[secret]);
     let (code, printed) = run(&["check-config"], &check_env);
     assert_eq!(code, 0, "{printed}");
     assert!(

@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt as _;
 use crate::helpers::{
     Kind, TestApp, assert_problem, clear_faults, client, set_faults, spawn_emulator,
 };
-use crate::process::{LEGACY, Running};
+use crate::process::Running;
 
 /// Fires `count` concurrent `POST /sessions`; returns the statuses.
 async fn concurrent_creates(app: &TestApp, count: usize) -> Vec<u16> {
@@ -238,13 +238,7 @@ fn series_value(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_are_exported_in_prometheus_text_with_the_documented_names() {
     let upstream = spawn_emulator().await;
-    let env = [
-        ("VONAGE_SESSIONS__AUTH__MODE", "anonymous"),
-        ("VIDEO_API_URL", upstream.as_str()),
-        LEGACY[0],
-        LEGACY[1],
-    ];
-    let service = Running::start(&["serve", "--listen", "127.0.0.1:0"], &env);
+    let service = Running::serve_anonymous(&upstream, &[]);
     let http = client();
     let post = |path: &str| http.post(format!("{}{path}", service.url)).json(&json!({}));
     assert_eq!(post("/sessions").send().await.unwrap().status(), 201);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Kind, RedisServer, TestApp, spawn_emulator};
+use crate::helpers::{Kind, RedisServer, TestApp, metrics_text, spawn_emulator};
 use crate::redis_topologies::{RedisCluster, RedisSentinels, eventually};
 
 const CREATE_PER_MINUTE: u32 = 60;
@@ -129,15 +129,7 @@ async fn without_redis_each_replica_falls_back_to_its_local_budget_and_returns_t
         "{granted} creates in {elapsed:?} while Redis is down: {statuses:?}"
     );
     assert!(statuses.contains(&429), "still limited: {statuses:?}");
-    let metrics = apps[0]
-        .client
-        .get(format!("{}/metrics", apps[0].url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&apps[0].url).await;
     let fallbacks: f64 = metrics
         .lines()
         .find(|line| line.starts_with("rate_limit_store_fallback_total"))

@@ -8,59 +8,24 @@
 // /usr/bin/chromium (CHROMIUM_PATH overrides it). Run: node --test tests/browser/
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.VONAGE_SESSIONS_BIN || path.join(REPO_ROOT, 'target/debug/vonage-sessions');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium, startBinary as start } from './harness.mjs';
+
 const LEGACY = { OPENTOK_API_KEY: '123456', OPENTOK_API_SECRET: '1234567890abcdef1234567890abcdef1234567890' };
 
 /** Starts the binary with `args`; resolves with its URL once it prints `listening on http://…`. */
 function startBinary(args, env) {
-  if (!existsSync(BIN)) {
-    throw new Error(`vonage-sessions binary not found at ${BIN}: run \`cargo build\` first`);
-  }
-  const clean = Object.fromEntries(Object.entries(process.env)
-    .filter(([k]) => !/^(OPENTOK_|VONAGE_|VIDEO_API_URL$)/.test(k)));
-  const child = spawn(BIN, args, {
-    cwd: REPO_ROOT, env: { ...clean, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => { stderr = (stderr + chunk).slice(-8000); });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`vonage-sessions ${args.join(' ')} did not start; stderr:\n${stderr}`));
-    }, 20_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`vonage-sessions ${args.join(' ')} exited with ${code}; stderr:\n${stderr}`));
-    });
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = /listening on (http:\/\/\S+)$/.exec(line.trim());
-      if (m) {
-        clearTimeout(timer);
-        resolve({
-          url: m[1],
-          stop: () => new Promise((done) => {
-            if (child.exitCode !== null || child.signalCode !== null) return done();
-            child.once('exit', () => done());
-            child.kill('SIGTERM');
-          }),
-        });
-      }
-    });
-  });
+  return start(args, env, (line) => {
+    const m = /listening on (http:\/\/\S+)$/.exec(line);
+    return m && { url: m[1] };
+  }, 20_000);
 }
 
 /** A page server on its own loopback port: its origin is what the browser sends as `Origin`. */
@@ -109,10 +74,7 @@ let context;
 let userDataDir;
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's package (apt-get install chromium) `
-      + 'or point CHROMIUM_PATH at a Chromium binary; scripts/test installs it when run as root');
-  }
+  requireChromium();
   allowedPage = await startPageServer();
   otherPage = await startPageServer();
   emulator = await startBinary(['emulator', '--listen', '127.0.0.1:0'], LEGACY);
@@ -126,10 +88,7 @@ before(async () => {
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
+    args: CHROMIUM_ARGS,
   });
 });
 

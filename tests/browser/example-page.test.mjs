@@ -14,15 +14,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.VONAGE_SESSIONS_BIN || path.join(REPO_ROOT, 'target/debug/vonage-sessions');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+import { BIN, CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, requireChromium, startBinary } from './harness.mjs';
+
 const PAGE_DIR = path.join(REPO_ROOT, 'examples/web/dist');
 // Where the SDK (2.35) goes on connect: the config service, then "anvil", the session-info API.
 const VONAGE_HOSTS = new Set(['config.opentok.com', 'anvil.opentok.com', 'hlg.tokbox.com']);
@@ -30,67 +27,32 @@ const REFUSAL = 'emulated Vonage: this test answers instead of the real API';
 
 /** Starts `vonage-sessions dev` with the example page; resolves with both URLs. */
 function startDev() {
-  for (const [file, how] of [
-    [BIN, 'run `cargo build` first'],
-    [path.join(PAGE_DIR, 'index.html'), 'build the page: npm ci --prefix clients/js && npm run build --prefix clients/js '
-      + '&& npm ci --prefix examples/web && npm run build --prefix examples/web'],
-  ]) {
-    if (!existsSync(file)) throw new Error(`${file} is missing: ${how}`);
+  const index = path.join(PAGE_DIR, 'index.html');
+  if (!existsSync(index)) {
+    throw new Error(`${index} is missing: build the page: npm ci --prefix clients/js && npm run build --prefix clients/js `
+      + '&& npm ci --prefix examples/web && npm run build --prefix examples/web');
   }
-  const clean = Object.fromEntries(Object.entries(process.env)
-    .filter(([k]) => !/^(OPENTOK_|VONAGE_|VIDEO_API_URL$)/.test(k)));
-  const child = spawn(BIN, [
+  let serviceUrl;
+  return startBinary([
     'dev', '--listen', '127.0.0.1:0', '--example-page', PAGE_DIR, '--example-listen', '127.0.0.1:0',
-  ], { cwd: REPO_ROOT, env: { ...clean, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => { stderr = (stderr + chunk).slice(-8000); });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`vonage-sessions dev did not start; stderr:\n${stderr}`));
-    }, 30_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`vonage-sessions dev exited with ${code}; stderr:\n${stderr}`));
-    });
-    let serviceUrl;
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const service = /^vonage-sessions listening on (http:\/\/\S+)$/.exec(line.trim());
-      if (service) serviceUrl = service[1];
-      const page = /^example page listening on (http:\/\/\S+?)\/? /.exec(line.trim());
-      if (page && serviceUrl) {
-        clearTimeout(timer);
-        resolve({
-          serviceUrl,
-          pageUrl: `${page[1]}/`,
-          stop: () => new Promise((done) => {
-            if (child.exitCode !== null || child.signalCode !== null) return done();
-            child.once('exit', () => done());
-            child.kill('SIGTERM');
-          }),
-        });
-      }
-    });
-  });
+  ], {}, (line) => {
+    const service = /^vonage-sessions listening on (http:\/\/\S+)$/.exec(line);
+    if (service) serviceUrl = service[1];
+    const page = /^example page listening on (http:\/\/\S+?)\/? /.exec(line);
+    return page && serviceUrl && { serviceUrl, pageUrl: `${page[1]}/` };
+  }, 30_000);
 }
 
 let dev;
 let browser;
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's package (apt-get install chromium) `
-      + 'or point CHROMIUM_PATH at a Chromium binary; scripts/test installs it when run as root');
-  }
+  requireChromium();
   dev = await startDev();
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
+    args: CHROMIUM_ARGS,
   });
 });
 
