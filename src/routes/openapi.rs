@@ -59,21 +59,94 @@ const ROOM: &[&str] = &["invalid_request"];
 /// One documented operation: its error sets, and whether it has a caller (and so `security`).
 struct Documented {
     method: HttpMethod,
-    path: &'static str,
+    path: String,
     caller: bool,
-    failures: &'static [&'static [&'static str]],
+    failures: Vec<&'static [&'static str]>,
 }
+
+/// The moderation operations, written once for both of their targets, a session
+/// (`/sessions/{sessionId}…`) and a room (`/rooms/{room}…`, which also reads the room store):
+/// (method, path below the target, error sets after the caller's, whether a room has it too,
+/// codes after the target's not-found).
+#[allow(clippy::type_complexity)]
+const MODERATION: &[(HttpMethod, &str, &[&[&str]], bool, &[&str])] = &[
+    (
+        HttpMethod::Delete,
+        "/connections/{connectionId}",
+        &[VONAGE],
+        true,
+        &["connection_not_found"],
+    ),
+    (
+        HttpMethod::Delete,
+        "/participants/{sub}",
+        &[VONAGE],
+        true,
+        &["invalid_request", "store_unavailable"],
+    ),
+    (
+        HttpMethod::Post,
+        "/streams/{streamId}/mute",
+        &[VONAGE],
+        true,
+        &["stream_not_found"],
+    ),
+    (
+        HttpMethod::Post,
+        "/mute",
+        &[BODY, VONAGE],
+        true,
+        &["session_not_active"],
+    ),
+    (HttpMethod::Get, "/mute", &[], false, &["store_unavailable"]),
+    (
+        HttpMethod::Post,
+        "/signal",
+        &[BODY, VONAGE],
+        true,
+        &["session_not_active", "signal_too_large"],
+    ),
+    (
+        HttpMethod::Post,
+        "/connections/{connectionId}/signal",
+        &[BODY, VONAGE],
+        true,
+        &["connection_not_found", "signal_too_large"],
+    ),
+    (
+        HttpMethod::Get,
+        "/streams",
+        &[VONAGE],
+        true,
+        &["session_not_active"],
+    ),
+    (
+        HttpMethod::Get,
+        "/streams/{streamId}",
+        &[VONAGE],
+        true,
+        &["stream_not_found"],
+    ),
+    (HttpMethod::Get, "/bans", &[], true, &["store_unavailable"]),
+    (
+        HttpMethod::Delete,
+        "/bans/{sub}",
+        &[],
+        true,
+        &["store_unavailable"],
+    ),
+];
 
 /// Every operation of the document and what it can fail with.
 fn operations() -> Vec<Documented> {
-    let op = |method, path, caller, failures| Documented {
+    let op = |method, path: &str, caller, failures: &[&'static [&'static str]]| Documented {
         method,
-        path,
+        path: path.to_owned(),
         caller,
-        failures,
+        failures: failures.to_vec(),
     };
     use HttpMethod::{Delete, Get, Post, Put};
-    vec![
+    let mut operations = vec![
         op(
             Post,
             "/sessions",
@@ -168,254 +241,6 @@ fn operations() -> Vec<Documented> {
         ),
         op(Delete, "/rooms/{room}", true, &[FRONT, CALLER, ROOM, STORE]),
         op(
-            Delete,
-            "/sessions/{sessionId}/connections/{connectionId}",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                VONAGE,
-                &["session_not_found", "connection_not_found"],
-            ],
-        ),
-        op(
-            Delete,
-            "/sessions/{sessionId}/participants/{sub}",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                VONAGE,
-                &["session_not_found", "invalid_request", "store_unavailable"],
-            ],
-        ),
-        op(
-            Post,
-            "/sessions/{sessionId}/streams/{streamId}/mute",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                VONAGE,
-                &["session_not_found", "stream_not_found"],
-            ],
-        ),
-        op(
-            Post,
-            "/sessions/{sessionId}/mute",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                BODY,
-                VONAGE,
-                &["session_not_found", "session_not_active"],
-            ],
-        ),
-        op(
-            Get,
-            "/sessions/{sessionId}/mute",
-            true,
-            &[FRONT, CALLER, &["session_not_found", "store_unavailable"]],
-        ),
-        op(
-            Post,
-            "/sessions/{sessionId}/signal",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                BODY,
-                VONAGE,
-                &[
-                    "session_not_found",
-                    "session_not_active",
-                    "signal_too_large",
-                ],
-            ],
-        ),
-        op(
-            Post,
-            "/sessions/{sessionId}/connections/{connectionId}/signal",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                BODY,
-                VONAGE,
-                &[
-                    "session_not_found",
-                    "connection_not_found",
-                    "signal_too_large",
-                ],
-            ],
-        ),
-        op(
-            Get,
-            "/sessions/{sessionId}/streams",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                VONAGE,
-                &["session_not_found", "session_not_active"],
-            ],
-        ),
-        op(
-            Get,
-            "/sessions/{sessionId}/streams/{streamId}",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                VONAGE,
-                &["session_not_found", "stream_not_found"],
-            ],
-        ),
-        op(
-            Get,
-            "/sessions/{sessionId}/bans",
-            true,
-            &[FRONT, CALLER, &["session_not_found", "store_unavailable"]],
-        ),
-        op(
-            Delete,
-            "/sessions/{sessionId}/bans/{sub}",
-            true,
-            &[FRONT, CALLER, &["session_not_found", "store_unavailable"]],
-        ),
-        op(
-            Delete,
-            "/rooms/{room}/connections/{connectionId}",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                ROOM,
-                STORE,
-                VONAGE,
-                &["room_not_found", "connection_not_found"],
-            ],
-        ),
-        op(
-            Delete,
-            "/rooms/{room}/participants/{sub}",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                ROOM,
-                STORE,
-                VONAGE,
-                &["room_not_found", "invalid_request", "store_unavailable"],
-            ],
-        ),
-        op(
-            Post,
-            "/rooms/{room}/streams/{streamId}/mute",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                ROOM,
-                STORE,
-                VONAGE,
-                &["room_not_found", "stream_not_found"],
-            ],
-        ),
-        op(
-            Post,
-            "/rooms/{room}/mute",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                ROOM,
-                STORE,
-                BODY,
-                VONAGE,
-                &["room_not_found", "session_not_active"],
-            ],
-        ),
-        op(
-            Post,
-            "/rooms/{room}/signal",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                ROOM,
-                STORE,
-                BODY,
-                VONAGE,
-                &["room_not_found", "session_not_active", "signal_too_large"],
-            ],
-        ),
-        op(
-            Post,
-            "/rooms/{room}/connections/{connectionId}/signal",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                ROOM,
-                STORE,
-                BODY,
-                VONAGE,
-                &["room_not_found", "connection_not_found", "signal_too_large"],
-            ],
-        ),
-        op(
-            Get,
-            "/rooms/{room}/streams",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                ROOM,
-                STORE,
-                VONAGE,
-                &["room_not_found", "session_not_active"],
-            ],
-        ),
-        op(
-            Get,
-            "/rooms/{room}/streams/{streamId}",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                ROOM,
-                STORE,
-                VONAGE,
-                &["room_not_found", "stream_not_found"],
-            ],
-        ),
-        op(
-            Get,
-            "/rooms/{room}/bans",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                ROOM,
-                STORE,
-                &["room_not_found", "store_unavailable"],
-            ],
-        ),
-        op(
-            Delete,
-            "/rooms/{room}/bans/{sub}",
-            true,
-            &[
-                FRONT,
-                CALLER,
-                ROOM,
-                STORE,
-                &["room_not_found", "store_unavailable"],
-            ],
-        ),
-        op(
             Post,
             "/vonage/callbacks",
             false,
@@ -435,7 +260,28 @@ fn operations() -> Vec<Documented> {
         ),
         op(Get, "/livez", false, &[PROBE]),
         op(Get, "/readyz", false, &[PROBE, &["not_ready"]]),
-    ]
+    ];
+    for (method, below, sets, room_too, codes) in MODERATION {
+        let mut on = |target: &str,
+                      before: &[&'static [&'static str]],
+                      not_found: &'static [&'static str]| {
+            let mut failures = vec![FRONT, CALLER];
+            failures.extend_from_slice(before);
+            failures.extend_from_slice(sets);
+            failures.extend_from_slice(&[not_found, *codes]);
+            operations.push(Documented {
+                method: method.clone(),
+                path: format!("{target}{below}"),
+                caller: true,
+                failures,
+            });
+        };
+        on("/sessions/{sessionId}", &[], &["session_not_found"]);
+        if *room_too {
+            on("/rooms/{room}", &[ROOM, STORE], &["room_not_found"]);
+        }
+    }
+    operations
 }
 
 /// An error of each documented code, so that its status comes from [`ApiError`] itself.
@@ -552,11 +398,11 @@ pub(crate) struct SharedParts;
 impl utoipa::Modify for SharedParts {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for documented in operations() {
-            let Some(operation) = operation_mut(openapi, documented.path, &documented.method)
+            let Some(operation) = operation_mut(openapi, &documented.path, &documented.method)
             else {
                 panic!("{} is not in the document", documented.path);
             };
-            add_failures(operation, documented.failures);
+            add_failures(operation, &documented.failures);
             if documented.caller {
                 operation.security = Some(vec![
                     SecurityRequirement::default(),
