@@ -11,14 +11,26 @@ fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     move |name| map.get(name).cloned()
 }
 
-fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let env = env_of(pairs);
-    let sources = Sources {
+/// The repository's `config/` directory, reading the env through `env`.
+fn sources(env: &dyn Fn(&str) -> Option<String>) -> Sources<'_> {
+    Sources {
         config_dir: PathBuf::from("config"),
-        env: &env,
+        env,
         process_env_overrides: false,
-    };
-    Config::load(&sources)
+    }
+}
+
+fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::load(&sources(&env_of(pairs)))
+}
+
+/// As [`load`], with `toml` merged over the files as one more layer.
+fn load_toml(toml: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env = env_of(pairs);
+    let figment = Config::figment(&sources(&env))
+        .unwrap()
+        .merge(Toml::string(toml));
+    Config::from_figment(figment, &env)
 }
 
 #[test]
@@ -51,16 +63,9 @@ fn production_overlay_applies() {
 
 #[test]
 fn unknown_keys_are_rejected_and_named() {
-    let env = env_of(&[]);
-    let sources = Sources {
-        config_dir: PathBuf::from("config"),
-        env: &env,
-        process_env_overrides: false,
-    };
-    let figment = Config::figment(&sources)
-        .unwrap()
-        .merge(Toml::string("[server]\nlisten_port = 1"));
-    let error = Config::from_figment(figment, &env).unwrap_err().to_string();
+    let error = load_toml("[server]\nlisten_port = 1", &[])
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("listen_port"), "{error}");
 }
 
@@ -137,16 +142,7 @@ fn bad_values_name_their_key() {
 
 #[test]
 fn redis_rooms_need_a_redis_url_and_claims_outlive_vonage_calls() {
-    let env = env_of(&[]);
-    let sources = Sources {
-        config_dir: PathBuf::from("config"),
-        env: &env,
-        process_env_overrides: false,
-    };
-    let load_with = |toml: &str| {
-        let figment = Config::figment(&sources).unwrap().merge(Toml::string(toml));
-        Config::from_figment(figment, &env)
-    };
+    let load_with = |toml: &str| load_toml(toml, &[]);
     let missing = load_with("[rooms]\nstore = \"redis\"")
         .unwrap_err()
         .to_string();
@@ -170,24 +166,13 @@ fn redis_rooms_need_a_redis_url_and_claims_outlive_vonage_calls() {
     assert!(short.starts_with("rooms.claim_ms"), "{short}");
 }
 
-fn load_auth(toml: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let env = env_of(pairs);
-    let sources = Sources {
-        config_dir: PathBuf::from("config"),
-        env: &env,
-        process_env_overrides: false,
-    };
-    let figment = Config::figment(&sources).unwrap().merge(Toml::string(toml));
-    Config::from_figment(figment, &env)
-}
-
 const HS256_SECRET: &str = "0123456789abcdef0123456789abcdef-hs256";
 
 #[test]
 fn jwt_mode_needs_issuer_audience_and_exactly_one_key_source() {
     let jwt = "[auth]\nmode = \"jwt\"\nissuer = \"https://idp\"\naudience = \"api\"\n";
     let secret = [("VONAGE_SESSIONS_AUTH_HS256_SECRET", HS256_SECRET)];
-    assert!(load_auth(jwt, &secret).is_ok());
+    assert!(load_toml(jwt, &secret).is_ok());
     type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
     let cases: Vec<Case<'_>> = vec![
         (jwt.into(), vec![], "auth.jwks_url"),
@@ -258,21 +243,21 @@ fn jwt_mode_needs_issuer_audience_and_exactly_one_key_source() {
         ),
     ];
     for (toml, env, key) in cases {
-        let error = load_auth(&toml, &env).unwrap_err().to_string();
+        let error = load_toml(&toml, &env).unwrap_err().to_string();
         assert!(error.contains(key), "{toml} {env:?}: {error}");
     }
     let key_file = format!("{jwt}public_key_file = \"tests/fixtures/idp_second_public_key.pem\"");
-    let config = load_auth(&key_file, &[]).unwrap();
+    let config = load_toml(&key_file, &[]).unwrap();
     assert!(config.auth.public_key_pem.unwrap().contains("PUBLIC KEY"));
     assert!(config.auth.public_key.is_some(), "parsed once, at load");
     let loopback = format!("{jwt}jwks_url = \"http://127.0.0.1:9/jwks\"");
-    assert!(load_auth(&loopback, &[]).is_ok());
+    assert!(load_toml(&loopback, &[]).is_ok());
 }
 
 #[test]
 fn the_hs256_secret_comes_from_env_or_a_file_and_is_never_debug_printed() {
     let jwt = "[auth]\nmode = \"jwt\"\nissuer = \"https://idp\"\naudience = \"api\"\n";
-    let config = load_auth(jwt, &[("VONAGE_SESSIONS_AUTH_HS256_SECRET", HS256_SECRET)]).unwrap();
+    let config = load_toml(jwt, &[("VONAGE_SESSIONS_AUTH_HS256_SECRET", HS256_SECRET)]).unwrap();
     let secret = config.auth.hs256_secret.as_ref().unwrap();
     assert_eq!(secrecy::ExposeSecret::expose_secret(secret), HS256_SECRET);
     assert!(!format!("{config:?}").contains(HS256_SECRET));
@@ -281,7 +266,7 @@ fn the_hs256_secret_comes_from_env_or_a_file_and_is_never_debug_printed() {
     let file = std::env::temp_dir().join(format!("hs256-{}", uuid::Uuid::new_v4()));
     std::fs::write(&file, format!("  {HS256_SECRET}\n")).unwrap();
     let path = file.display().to_string();
-    let config = load_auth(
+    let config = load_toml(
         jwt,
         &[("VONAGE_SESSIONS_AUTH_HS256_SECRET_FILE", path.as_str())],
     )
@@ -318,10 +303,10 @@ fn rate_limits_and_cors_values_name_their_key() {
         ("[cors]\nallow_headers = []", "allow_headers"),
     ];
     for (toml, key) in cases {
-        let error = load_auth(toml, &[]).unwrap_err().to_string();
+        let error = load_toml(toml, &[]).unwrap_err().to_string();
         assert!(error.contains(key), "{toml}: {error}");
     }
-    let ok = load_auth(
+    let ok = load_toml(
         "[cors]\nallowed_origins = [\"https://a.example\", \"http://localhost:*\"]\nallow_credentials = true",
         &[],
     )
@@ -348,16 +333,7 @@ fn rate_limits_and_cors_values_name_their_key() {
 
 #[test]
 fn redis_sentinel_and_cluster_take_exactly_one_topology_and_hide_passwords() {
-    let env = env_of(&[]);
-    let sources = Sources {
-        config_dir: PathBuf::from("config"),
-        env: &env,
-        process_env_overrides: false,
-    };
-    let load_with = |toml: &str| {
-        let figment = Config::figment(&sources).unwrap().merge(Toml::string(toml));
-        Config::from_figment(figment, &env)
-    };
+    let load_with = |toml: &str| load_toml(toml, &[]);
     let error = |toml: &str| load_with(toml).unwrap_err().to_string();
     let no_master = error(
         "[rooms]\nstore = \"redis\"\nredis_sentinels = [\"redis://:hunter2@127.0.0.1:26379\"]",
@@ -384,19 +360,8 @@ fn redis_sentinel_and_cluster_take_exactly_one_topology_and_hide_passwords() {
 
 #[test]
 fn rest_jwt_reuse_stays_inside_the_jwt_lifetime() {
-    let env = env_of(&[]);
-    let sources = Sources {
-        config_dir: PathBuf::from("config"),
-        env: &env,
-        process_env_overrides: false,
-    };
-    let load_with = |reuse: u64| {
-        let toml = format!("[video]\nrest_jwt_reuse_seconds = {reuse}");
-        let figment = Config::figment(&sources)
-            .unwrap()
-            .merge(Toml::string(&toml));
-        Config::from_figment(figment, &env)
-    };
+    let load_with =
+        |reuse: u64| load_toml(&format!("[video]\nrest_jwt_reuse_seconds = {reuse}"), &[]);
     assert_eq!(load_with(0).unwrap().video.rest_jwt_reuse_seconds, 0);
     assert_eq!(load_with(120).unwrap().video.rest_jwt_reuse_seconds, 120);
     let error = load_with(121).unwrap_err().to_string();
