@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::event::{ArchiveEvent, Callback, SessionEventKind};
-use super::replay::{ReplayStore, bounded};
+use super::replay::ReplayStore;
 use super::{Applied, CallbackSink};
 use crate::redis_conn::RedisConnection;
+use crate::rooms::redis_store::bounded;
 use crate::rooms::store::StoreError;
 use crate::video::VideoClient;
 use crate::video::archives::{ArchiveError, StartArchive};

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::redis_conn::RedisConnection;
+use crate::rooms::redis_store::bounded;
 use crate::rooms::store::StoreError;
 
 /// Most claims the memory store holds; when full of live claims it refuses (503, Vonage
@@ -98,20 +99,6 @@ impl RedisReplayStore {
     /// on the first `{…}`, which is ours).
     pub fn key(&self, name: &str, id: &str) -> String {
         format!("{}:callback:{name}:{{{id}}}", self.prefix)
-    }
-}
-
-pub(crate) async fn bounded<T>(
-    timeout: Duration,
-    operation: impl Future<Output = redis::RedisResult<T>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(timeout, operation).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(StoreError(format!(
-            "Redis: {}",
-            crate::redis_conn::redis_reason(&error)
-        ))),
-        Err(_) => Err(StoreError("Redis did not answer in time".into())),
     }
 }
 

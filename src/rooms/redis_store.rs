@@ -105,6 +105,17 @@ impl RedisStore {
     }
 }
 
+pub(crate) async fn bounded<T>(
+    timeout: Duration,
+    operation: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, operation).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(StoreError(format!("Redis: {}", redis_reason(&error)))),
+        Err(_) => Err(StoreError("Redis did not answer in time".into())),
+    }
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis())
         .unwrap_or(u64::MAX)
