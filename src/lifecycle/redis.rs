@@ -14,7 +14,8 @@ use super::store::{
     Change, ConnectionEntry, LifecycleStore, PresenceView, Reconciled, Seat, SeatRequest,
     StoreTimings, StreamEntry,
 };
-use crate::redis_conn::{RedisConnection, redis_reason};
+use crate::redis_conn::RedisConnection;
+use crate::rooms::redis_store::bounded;
 use crate::rooms::store::StoreError;
 
 /// `KEYS` policy, room; `ARGV` policy JSON, only-new (`1`/`0`), TTL ms.
@@ -289,17 +290,6 @@ impl RedisLifecycleStore {
         ])
     }
 
-    async fn bounded<T>(
-        &self,
-        operation: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, operation).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(StoreError(format!("Redis: {}", redis_reason(&error)))),
-            Err(_) => Err(StoreError("Redis did not answer in time".into())),
-        }
-    }
-
     fn policy_ttl(&self, policy: &Policy) -> u64 {
         let ttl = millis(self.timings.ttl);
         let until_close = policy
@@ -366,15 +356,15 @@ impl LifecycleStore for RedisLifecycleStore {
             .arg(json)
             .arg(if only_new { "1" } else { "0" })
             .arg(self.policy_ttl(policy));
-        let (current, written): (String, String) = self
-            .bounded(invocation.invoke_async(&mut connection))
-            .await?;
+        let (current, written): (String, String) =
+            bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
         Ok((parse_policy(&current)?, written == "1"))
     }
 
     async fn policy(&self, room: &str) -> Result<Option<Policy>, StoreError> {
         let mut connection = self.connection.clone();
-        let value: Option<String> = self.bounded(connection.get(self.policy_key(room))).await?;
+        let value: Option<String> =
+            bounded(self.timeout, connection.get(self.policy_key(room))).await?;
         value.map_or(Ok(None), |json| parse_policy(&json))
     }
 
@@ -391,9 +381,8 @@ impl LifecycleStore for RedisLifecycleStore {
             .arg(request.hold_until)
             .arg(request.max.unwrap_or(0))
             .arg(millis(self.timings.ttl));
-        let (held, count): (i64, u64) = self
-            .bounded(invocation.invoke_async(&mut connection))
-            .await?;
+        let (held, count): (i64, u64) =
+            bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
         Ok(if held == 1 {
             Seat::Held(count)
         } else {
@@ -404,19 +393,22 @@ impl LifecycleStore for RedisLifecycleStore {
     async fn track(&self, room: &str, session_id: &str) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
         let ttl = millis(self.timings.ttl);
-        let _: () = self
-            .bounded(connection.pset_ex(self.session_key(session_id), room, ttl))
-            .await?;
-        let _: i64 = self
-            .bounded(connection.zadd(self.active_key(), room, crate::moderation::now_ms()))
-            .await?;
+        let _: () = bounded(
+            self.timeout,
+            connection.pset_ex(self.session_key(session_id), room, ttl),
+        )
+        .await?;
+        let _: i64 = bounded(
+            self.timeout,
+            connection.zadd(self.active_key(), room, crate::moderation::now_ms()),
+        )
+        .await?;
         Ok(())
     }
 
     async fn room_of(&self, session_id: &str) -> Result<Option<String>, StoreError> {
         let mut connection = self.connection.clone();
-        self.bounded(connection.get(self.session_key(session_id)))
-            .await
+        bounded(self.timeout, connection.get(self.session_key(session_id))).await
     }
 
     async fn apply(
@@ -460,13 +452,10 @@ impl LifecycleStore for RedisLifecycleStore {
             .arg(millis(self.timings.ttl))
             .arg(millis(self.timings.tombstone_keep))
             .arg(stream_connection);
-        let applied: i64 = self
-            .bounded(invocation.invoke_async(&mut connection))
-            .await?;
+        let applied: i64 = bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
         if matches!(change, Change::Connected { .. }) {
-            let _: i64 = self
-                .bounded(connection.zadd(self.active_key(), room, now))
-                .await?;
+            let _: i64 =
+                bounded(self.timeout, connection.zadd(self.active_key(), room, now)).await?;
         }
         Ok(applied == 1)
     }
@@ -479,9 +468,7 @@ impl LifecycleStore for RedisLifecycleStore {
             invocation.key(key);
         }
         invocation.arg(now);
-        let json: String = self
-            .bounded(invocation.invoke_async(&mut connection))
-            .await?;
+        let json: String = bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
         let raw: RawPresence = serde_json::from_str(&json)
             .map_err(|_| StoreError("room presence in Redis is unreadable".into()))?;
         let meta: HashMap<String, String> = raw
@@ -527,16 +514,15 @@ impl LifecycleStore for RedisLifecycleStore {
         for (id, created_at) in listed {
             invocation.arg(id).arg(created_at);
         }
-        let (dropped, added): (u64, u64) = self
-            .bounded(invocation.invoke_async(&mut connection))
-            .await?;
+        let (dropped, added): (u64, u64) =
+            bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
         Ok(Reconciled { dropped, added })
     }
 
     async fn mark_ended(&self, room: &str, now: u64) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
         let PresenceKeys([_, _, _, _, meta]) = self.presence_keys(room);
-        let _: i64 = self.bounded(connection.hset(meta, "endedAt", now)).await?;
+        let _: i64 = bounded(self.timeout, connection.hset(meta, "endedAt", now)).await?;
         Ok(())
     }
 
@@ -548,16 +534,11 @@ impl LifecycleStore for RedisLifecycleStore {
             invocation.key(key);
         }
         invocation.arg(session_id);
-        let retired: i64 = self
-            .bounded(invocation.invoke_async(&mut connection))
-            .await?;
+        let retired: i64 = bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
         if retired == 1 {
-            let _: i64 = self
-                .bounded(connection.del(self.session_key(session_id)))
-                .await?;
-            let _: i64 = self
-                .bounded(connection.zrem(self.active_key(), room))
-                .await?;
+            let _: i64 =
+                bounded(self.timeout, connection.del(self.session_key(session_id))).await?;
+            let _: i64 = bounded(self.timeout, connection.zrem(self.active_key(), room)).await?;
         }
         Ok(retired == 1)
     }
@@ -567,45 +548,39 @@ impl LifecycleStore for RedisLifecycleStore {
         let PresenceKeys(keys) = self.presence_keys(room);
         let mut all: Vec<String> = keys.into();
         all.push(self.policy_key(room));
-        let _: i64 = self.bounded(connection.del(all)).await?;
+        let _: i64 = bounded(self.timeout, connection.del(all)).await?;
         if let Some(session_id) = session_id {
-            let _: i64 = self
-                .bounded(connection.del(self.session_key(session_id)))
-                .await?;
+            let _: i64 =
+                bounded(self.timeout, connection.del(self.session_key(session_id))).await?;
         }
-        let _: i64 = self
-            .bounded(connection.zrem(self.active_key(), room))
-            .await?;
+        let _: i64 = bounded(self.timeout, connection.zrem(self.active_key(), room)).await?;
         Ok(())
     }
 
     async fn active_rooms(&self) -> Result<Vec<String>, StoreError> {
         let mut connection = self.connection.clone();
-        self.bounded(connection.zrange(self.active_key(), 0, -1))
-            .await
+        bounded(self.timeout, connection.zrange(self.active_key(), 0, -1)).await
     }
 
     async fn deactivate(&self, room: &str) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
-        let _: i64 = self
-            .bounded(connection.zrem(self.active_key(), room))
-            .await?;
+        let _: i64 = bounded(self.timeout, connection.zrem(self.active_key(), room)).await?;
         Ok(())
     }
 
     async fn try_lock(&self, room: &str, hold: Duration) -> Result<bool, StoreError> {
         let mut connection = self.connection.clone();
-        let set: Option<String> = self
-            .bounded(
-                redis::cmd("SET")
-                    .arg(self.lock_key(room))
-                    .arg("1")
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(millis(hold))
-                    .query_async(&mut connection),
-            )
-            .await?;
+        let set: Option<String> = bounded(
+            self.timeout,
+            redis::cmd("SET")
+                .arg(self.lock_key(room))
+                .arg("1")
+                .arg("NX")
+                .arg("PX")
+                .arg(millis(hold))
+                .query_async(&mut connection),
+        )
+        .await?;
         Ok(set.is_some())
     }
 }

@@ -9,6 +9,7 @@ use redis::{AsyncCommands as _, Script};
 
 use super::store::{Ban, BanTarget, ModerationStore, MuteState};
 use crate::redis_conn::RedisConnection;
+use crate::rooms::redis_store::bounded;
 use crate::rooms::store::StoreError;
 
 /// `KEYS[1]` ban hash; `ARGV`: sub, ban JSON, expiry epoch ms, now epoch ms. The hash lives as
@@ -59,30 +60,6 @@ impl RedisModerationStore {
     fn mute_key(&self, session_id: &str) -> String {
         format!("{}:mute:{session_id}", self.prefix)
     }
-
-    async fn bounded<T>(
-        &self,
-        operation: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, operation).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(StoreError(format!("Redis: {}", reason(&error)))),
-            Err(_) => Err(StoreError("Redis did not answer in time".into())),
-        }
-    }
-}
-
-/// What went wrong, without the error's text (which may quote the URL and its password).
-fn reason(error: &redis::RedisError) -> String {
-    if error.is_timeout() {
-        "timed out".into()
-    } else if error.is_connection_refusal() {
-        "connection refused".into()
-    } else if error.is_io_error() || error.is_connection_dropped() {
-        "connection lost".into()
-    } else {
-        format!("{:?}", error.kind())
-    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, StoreError> {
@@ -101,9 +78,7 @@ impl ModerationStore for RedisModerationStore {
             .arg(json)
             .arg(ban.expires_at)
             .arg(ban.created_at);
-        let _: i64 = self
-            .bounded(invocation.invoke_async(&mut connection))
-            .await?;
+        let _: i64 = bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
         Ok(())
     }
 
@@ -114,9 +89,8 @@ impl ModerationStore for RedisModerationStore {
         now_ms: u64,
     ) -> Result<Option<Ban>, StoreError> {
         let mut connection = self.connection.clone();
-        let value: Option<String> = self
-            .bounded(connection.hget(self.bans_key(target), sub))
-            .await?;
+        let value: Option<String> =
+            bounded(self.timeout, connection.hget(self.bans_key(target), sub)).await?;
         match value {
             Some(json) => Ok(Some(parse::<Ban>(&json)?).filter(|ban| ban.expires_at > now_ms)),
             None => Ok(None),
@@ -125,9 +99,8 @@ impl ModerationStore for RedisModerationStore {
 
     async fn bans(&self, target: &BanTarget, now_ms: u64) -> Result<Vec<Ban>, StoreError> {
         let mut connection = self.connection.clone();
-        let all: std::collections::HashMap<String, String> = self
-            .bounded(connection.hgetall(self.bans_key(target)))
-            .await?;
+        let all: std::collections::HashMap<String, String> =
+            bounded(self.timeout, connection.hgetall(self.bans_key(target))).await?;
         let mut live = Vec::with_capacity(all.len());
         for json in all.values() {
             let ban: Ban = parse(json)?;
@@ -141,9 +114,8 @@ impl ModerationStore for RedisModerationStore {
 
     async fn lift(&self, target: &BanTarget, sub: &str) -> Result<bool, StoreError> {
         let mut connection = self.connection.clone();
-        let removed: i64 = self
-            .bounded(connection.hdel(self.bans_key(target), sub))
-            .await?;
+        let removed: i64 =
+            bounded(self.timeout, connection.hdel(self.bans_key(target), sub)).await?;
         Ok(removed > 0)
     }
 
@@ -156,24 +128,23 @@ impl ModerationStore for RedisModerationStore {
         let mut connection = self.connection.clone();
         let json = serde_json::to_string(state).map_err(|e| StoreError(e.to_string()))?;
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let _: () = self
-            .bounded(
-                redis::cmd("SET")
-                    .arg(self.mute_key(session_id))
-                    .arg(json)
-                    .arg("PX")
-                    .arg(millis)
-                    .query_async(&mut connection),
-            )
-            .await?;
+        let _: () = bounded(
+            self.timeout,
+            redis::cmd("SET")
+                .arg(self.mute_key(session_id))
+                .arg(json)
+                .arg("PX")
+                .arg(millis)
+                .query_async(&mut connection),
+        )
+        .await?;
         Ok(())
     }
 
     async fn mute(&self, session_id: &str) -> Result<Option<MuteState>, StoreError> {
         let mut connection = self.connection.clone();
-        let value: Option<String> = self
-            .bounded(connection.get(self.mute_key(session_id)))
-            .await?;
+        let value: Option<String> =
+            bounded(self.timeout, connection.get(self.mute_key(session_id))).await?;
         value.map(|json| parse(&json)).transpose()
     }
 }

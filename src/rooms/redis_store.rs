@@ -91,20 +91,10 @@ impl RedisStore {
     fn key(&self, room: &str) -> String {
         format!("{}:room:{{{room}}}", self.prefix)
     }
-
-    /// Runs `operation` bounded by the store timeout, mapping every failure to `StoreError`.
-    async fn bounded<T>(
-        &self,
-        operation: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, operation).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(StoreError(format!("Redis: {}", redis_reason(&error)))),
-            Err(_) => Err(StoreError("Redis did not answer in time".into())),
-        }
-    }
 }
 
+/// Runs `operation` bounded by `timeout`, mapping every failure to `StoreError` (without the
+/// error's text, which may quote the URL and its password). Every Redis store calls through it.
 pub(crate) async fn bounded<T>(
     timeout: Duration,
     operation: impl Future<Output = redis::RedisResult<T>>,
@@ -144,9 +134,8 @@ impl RoomStore for RedisStore {
             .arg(millis(claim_ttl))
             .arg(now_ms)
             .arg(millis(ttl));
-        let reply: Vec<String> = self
-            .bounded(invocation.invoke_async(&mut connection))
-            .await?;
+        let reply: Vec<String> =
+            bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
         match reply.as_slice() {
             [state] if state == "claimed" => Ok(ClaimOutcome::Claimed),
             [state] if state == "pending" => Ok(ClaimOutcome::Pending),
@@ -166,9 +155,7 @@ impl RoomStore for RedisStore {
         let json = serde_json::to_string(record).map_err(|e| StoreError(e.to_string()))?;
         let mut invocation = self.complete.key(self.key(room));
         invocation.arg(claim).arg(json).arg(millis(ttl));
-        let done: i64 = self
-            .bounded(invocation.invoke_async(&mut connection))
-            .await?;
+        let done: i64 = bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
         Ok(done == 1)
     }
 
@@ -176,15 +163,13 @@ impl RoomStore for RedisStore {
         let mut connection = self.connection.clone();
         let mut invocation = self.release.key(self.key(room));
         invocation.arg(claim);
-        let _: i64 = self
-            .bounded(invocation.invoke_async(&mut connection))
-            .await?;
+        let _: i64 = bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
         Ok(())
     }
 
     async fn get(&self, room: &str) -> Result<Option<RoomRecord>, StoreError> {
         let mut connection = self.connection.clone();
-        let value: Option<String> = self.bounded(connection.get(self.key(room))).await?;
+        let value: Option<String> = bounded(self.timeout, connection.get(self.key(room))).await?;
         match value {
             Some(value) if !value.starts_with(CLAIM_PREFIX) => parse_record(&value).map(Some),
             _ => Ok(None),
@@ -193,15 +178,17 @@ impl RoomStore for RedisStore {
 
     async fn delete(&self, room: &str) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
-        let _: i64 = self.bounded(connection.del(self.key(room))).await?;
+        let _: i64 = bounded(self.timeout, connection.del(self.key(room))).await?;
         Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
-        let _: String = self
-            .bounded(redis::cmd("PING").query_async(&mut connection))
-            .await?;
+        let _: String = bounded(
+            self.timeout,
+            redis::cmd("PING").query_async(&mut connection),
+        )
+        .await?;
         Ok(())
     }
 }
