@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::{AsyncCommands as _, Script};
+use redis::{AsyncCommands as _, Script, ScriptInvocation};
 use serde::Deserialize;
 
 use super::policy::Policy;
@@ -290,6 +290,14 @@ impl RedisLifecycleStore {
         ])
     }
 
+    /// Gives `invocation` the room's presence keys as its next `KEYS`, in their order.
+    fn add_presence_keys(&self, invocation: &mut ScriptInvocation<'_>, room: &str) {
+        let PresenceKeys(keys) = self.presence_keys(room);
+        for key in keys {
+            invocation.key(key);
+        }
+    }
+
     fn policy_ttl(&self, policy: &Policy) -> u64 {
         let ttl = millis(self.timings.ttl);
         let until_close = policy
@@ -437,11 +445,8 @@ impl LifecycleStore for RedisLifecycleStore {
             ),
             Change::Unpublished { id } => ("sd", id, String::new(), String::new(), String::new()),
         };
-        let PresenceKeys(keys) = self.presence_keys(room);
         let mut invocation = self.apply.prepare_invoke();
-        for key in keys {
-            invocation.key(key);
-        }
+        self.add_presence_keys(&mut invocation, room);
         invocation
             .arg(op)
             .arg(id)
@@ -462,11 +467,8 @@ impl LifecycleStore for RedisLifecycleStore {
 
     async fn presence(&self, room: &str, now: u64) -> Result<PresenceView, StoreError> {
         let mut connection = self.connection.clone();
-        let PresenceKeys(keys) = self.presence_keys(room);
         let mut invocation = self.presence.prepare_invoke();
-        for key in keys {
-            invocation.key(key);
-        }
+        self.add_presence_keys(&mut invocation, room);
         invocation.arg(now);
         let json: String = bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
         let raw: RawPresence = serde_json::from_str(&json)
@@ -501,11 +503,8 @@ impl LifecycleStore for RedisLifecycleStore {
         now: u64,
     ) -> Result<Reconciled, StoreError> {
         let mut connection = self.connection.clone();
-        let PresenceKeys(keys) = self.presence_keys(room);
         let mut invocation = self.reconcile.prepare_invoke();
-        for key in keys {
-            invocation.key(key);
-        }
+        self.add_presence_keys(&mut invocation, room);
         invocation
             .arg(now)
             .arg(listed_at)
@@ -528,11 +527,8 @@ impl LifecycleStore for RedisLifecycleStore {
 
     async fn retire(&self, room: &str, session_id: &str) -> Result<bool, StoreError> {
         let mut connection = self.connection.clone();
-        let PresenceKeys(keys) = self.presence_keys(room);
         let mut invocation = self.retire.key(self.room_key(room));
-        for key in keys {
-            invocation.key(key);
-        }
+        self.add_presence_keys(&mut invocation, room);
         invocation.arg(session_id);
         let retired: i64 = bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
         if retired == 1 {
