@@ -104,6 +104,21 @@ pub enum SessionEventKind {
     Other(String),
 }
 
+impl SessionEventKind {
+    /// The event's name for metrics: a known event's, else `other` (a sender cannot mint
+    /// label values).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::ConnectionCreated(_) => "connectionCreated",
+            Self::ConnectionDestroyed { .. } => "connectionDestroyed",
+            Self::StreamCreated(_) => "streamCreated",
+            Self::StreamDestroyed { .. } => "streamDestroyed",
+            Self::SessionDestroyed { .. } => "sessionDestroyed",
+            Self::Other(_) => "other",
+        }
+    }
+}
+
 /// A connection as callbacks describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use super::event::{Callback, SessionEventKind, parse};
+use super::event::{Callback, parse};
 use super::limit::CallbackLimiter;
 use super::replay::ReplayStore;
 use super::verify::{Owner, Refusal, Verifier};
@@ -37,14 +37,7 @@ pub struct Receiver {
 fn event_label(callback: &Callback) -> &'static str {
     match callback {
         Callback::Archive(_) => "archive",
-        Callback::Session(event) => match &event.kind {
-            SessionEventKind::ConnectionCreated(_) => "connectionCreated",
-            SessionEventKind::ConnectionDestroyed { .. } => "connectionDestroyed",
-            SessionEventKind::StreamCreated(_) => "streamCreated",
-            SessionEventKind::StreamDestroyed { .. } => "streamDestroyed",
-            SessionEventKind::SessionDestroyed { .. } => "sessionDestroyed",
-            SessionEventKind::Other(_) => "other",
-        },
+        Callback::Session(event) => event.kind.label(),
     }
 }
 

@@ -459,14 +459,7 @@ impl CallbackSink for Lifecycle {
             Callback::Archive(_) => return Ok(Applied::Ignored),
             Callback::Session(event) => (event, self.apply_session_event(event, received_at).await),
         };
-        let name = match &event.kind {
-            SessionEventKind::ConnectionCreated(_) => "connectionCreated",
-            SessionEventKind::ConnectionDestroyed { .. } => "connectionDestroyed",
-            SessionEventKind::StreamCreated(_) => "streamCreated",
-            SessionEventKind::StreamDestroyed { .. } => "streamDestroyed",
-            SessionEventKind::SessionDestroyed { .. } => "sessionDestroyed",
-            SessionEventKind::Other(_) => "other",
-        };
+        let name = event.kind.label();
         let outcome = match &result {
             Ok(applied) => applied.as_str(),
             Err(_) => "failed",
