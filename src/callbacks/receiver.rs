@@ -145,6 +145,14 @@ impl Receiver {
         let verified = self
             .verifier
             .verify(authorization, body, &callback, received_at / 1000);
+        // No secret for the kind is its own answer; every other refusal is unauthorized.
+        let refused = |refusal: Refusal| {
+            let error = match refusal {
+                Refusal::NotConfigured => ApiError::CallbacksNotConfigured,
+                _ => ApiError::CallbackUnauthorized,
+            };
+            refuse(kind, event, refusal.as_str(), ip, error)
+        };
         let jti = match verified {
             Ok(verified) => Some(verified.jti),
             Err(Refusal::Unsigned) => {
@@ -161,34 +169,11 @@ impl Receiver {
                     return Err(refuse(kind, event, reason, ip, ApiError::CallbackUnsigned));
                 }
                 if self.verifier.foreign(&callback) {
-                    return Err(refuse(
-                        kind,
-                        event,
-                        Refusal::Owner.as_str(),
-                        ip,
-                        ApiError::CallbackUnauthorized,
-                    ));
+                    return Err(refused(Refusal::Owner));
                 }
                 None
             }
-            Err(Refusal::NotConfigured) => {
-                return Err(refuse(
-                    kind,
-                    event,
-                    Refusal::NotConfigured.as_str(),
-                    ip,
-                    ApiError::CallbacksNotConfigured,
-                ));
-            }
-            Err(refusal) => {
-                return Err(refuse(
-                    kind,
-                    event,
-                    refusal.as_str(),
-                    ip,
-                    ApiError::CallbackUnauthorized,
-                ));
-            }
+            Err(refusal) => return Err(refused(refusal)),
         };
         if let Some(jti) = &jti {
             match self.replay.claim("jti", jti, self.jti_ttl).await {
