@@ -597,12 +597,10 @@ async fn rotate(
     State(shared): SharedState,
     session_id: Result<Path<String>, PathRejection>,
 ) -> Response<Body> {
-    let Ok(Path(session_id)) = session_id else {
-        return reply::error(StatusCode::NOT_FOUND, "Not found");
+    let session_id = match super::connections::known_session(&shared, session_id) {
+        Ok(session_id) => session_id,
+        Err(refused) => return *refused,
     };
-    if !shared.sessions().iter().any(|s| s.session_id == session_id) {
-        return reply::error(StatusCode::NOT_FOUND, "Not found. No such session.");
-    }
     let before = archive_statuses(&shared);
     let now = now_ms();
     let stopped: Vec<String> = shared.archives(|archives, _| {

@@ -219,17 +219,33 @@ fn session_known(shared: &Shared, session_id: &str) -> bool {
         .any(|session| session.session_id == session_id)
 }
 
+/// The session a control route's `{session_id}` names, or the emulator's 404: for a path it
+/// cannot read, or a session it never created.
+pub(crate) fn known_session(
+    shared: &Shared,
+    session_id: Result<Path<String>, PathRejection>,
+) -> Result<String, Box<Response<Body>>> {
+    let Ok(Path(session_id)) = session_id else {
+        return Err(Box::new(reply::error(StatusCode::NOT_FOUND, "Not found")));
+    };
+    if !session_known(shared, &session_id) {
+        return Err(Box::new(reply::error(
+            StatusCode::NOT_FOUND,
+            "Not found. No such session.",
+        )));
+    }
+    Ok(session_id)
+}
+
 async fn connect(
     State(shared): SharedState,
     session_id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Response<Body> {
-    let Ok(Path(session_id)) = session_id else {
-        return reply::error(StatusCode::NOT_FOUND, "Not found");
+    let session_id = match known_session(&shared, session_id) {
+        Ok(session_id) => session_id,
+        Err(refused) => return *refused,
     };
-    if !session_known(&shared, &session_id) {
-        return reply::error(StatusCode::NOT_FOUND, "Not found. No such session.");
-    }
     let token = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|body| body.get("token")?.as_str().map(str::to_owned));
@@ -325,12 +341,10 @@ async fn list_live(
     State(shared): SharedState,
     session_id: Result<Path<String>, PathRejection>,
 ) -> Response<Body> {
-    let Ok(Path(session_id)) = session_id else {
-        return reply::error(StatusCode::NOT_FOUND, "Not found");
+    let session_id = match known_session(&shared, session_id) {
+        Ok(session_id) => session_id,
+        Err(refused) => return *refused,
     };
-    if !session_known(&shared, &session_id) {
-        return reply::error(StatusCode::NOT_FOUND, "Not found. No such session.");
-    }
     reply::json(StatusCode::OK, &shared.registry.live(&session_id))
 }
 

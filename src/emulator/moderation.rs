@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 
 use super::archive::now_ms;
 use super::auth::Presented;
-use super::connections::admit_session_call;
+use super::connections::{admit_session_call, known_session};
 use super::reply;
 use super::state::Shared;
 
@@ -118,12 +118,10 @@ async fn inspect(
     State(shared): State<Arc<Shared>>,
     session_id: Result<Path<String>, PathRejection>,
 ) -> Response<Body> {
-    let Ok(Path(session_id)) = session_id else {
-        return reply::error(StatusCode::NOT_FOUND, "Not found");
+    let session_id = match known_session(&shared, session_id) {
+        Ok(session_id) => session_id,
+        Err(refused) => return *refused,
     };
-    if !shared.sessions().iter().any(|s| s.session_id == session_id) {
-        return reply::error(StatusCode::NOT_FOUND, "Not found. No such session.");
-    }
     let live = shared.registry.live(&session_id);
     let sessions = shared.moderation.lock();
     let empty = SessionModeration::default();
