@@ -41,7 +41,7 @@ use super::auth::{self, Presented};
 use super::callbacks::{self, Event};
 use super::client_token;
 use super::reply;
-use super::state::Shared;
+use super::state::{SessionRecord, Shared};
 
 /// A connected client.
 #[derive(Debug, Clone, Serialize)]
@@ -465,22 +465,30 @@ fn parse_path(path: &str) -> Option<(&str, &str, Target<'_>)> {
     Some((project, session_id, target))
 }
 
-/// The checks every session-scoped Vonage call makes, in Vonage's order: the project exists
-/// (404), the JWT verifies (403) and is that project's (403), the session ID parses (400).
-/// Returns the verified owner; the emulator's moderation calls share it.
-pub(crate) fn admit_session_call(
+/// The checks every project-scoped Vonage call makes, in Vonage's order: the method is one the
+/// path takes (405), the project exists (404), the JWT verifies (403) and is that project's
+/// (403). Returns the verified owner; the emulator's archive calls share it.
+pub(crate) fn admit_project_call(
     shared: &Shared,
+    parts: &Parts,
+    allowed: &[Method],
     presented: Option<&Presented>,
     project: &str,
-    session_id: &str,
     now_ms: u64,
 ) -> Result<String, Box<Response<Body>>> {
+    if !allowed.contains(&parts.method) {
+        return Err(Box::new(reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+        )));
+    }
     let verifiers = [&shared.verifiers.legacy, &shared.verifiers.application];
     if !verifiers
         .iter()
         .flat_map(|v| v.iter())
         .any(|v| v.owner == project)
     {
+        // A project the emulator was never given, like any other unknown path.
         return Err(Box::new(reply::error(StatusCode::NOT_FOUND, "Not found")));
     }
     let now_s = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
@@ -497,13 +505,39 @@ pub(crate) fn admit_session_call(
         let message = "Invalid project ID: it is not the authenticated API key or application";
         return Err(Box::new(reply::error(StatusCode::FORBIDDEN, message)));
     }
+    Ok(owner)
+}
+
+/// The checks every session-scoped Vonage call makes, in Vonage's order: those of
+/// [`admit_project_call`] with the path's one method, then the session ID parses (400) and
+/// names a session the project created (404). Returns that session; the emulator's moderation
+/// calls share it.
+pub(crate) fn admit_session_call(
+    shared: &Shared,
+    parts: &Parts,
+    allowed: Method,
+    presented: Option<&Presented>,
+    project: &str,
+    session_id: &str,
+    now_ms: u64,
+) -> Result<SessionRecord, Box<Response<Body>>> {
+    let owner = admit_project_call(shared, parts, &[allowed], presented, project, now_ms)?;
     if crate::video::session_id::decode(session_id).is_err() {
         return Err(Box::new(reply::error(
             StatusCode::BAD_REQUEST,
             "Invalid session ID format",
         )));
     }
-    Ok(owner)
+    let created = shared
+        .sessions()
+        .into_iter()
+        .find(|s| s.session_id == session_id && s.owner == owner);
+    created.ok_or_else(|| {
+        Box::new(reply::error(
+            StatusCode::NOT_FOUND,
+            "Not found. No such session.",
+        ))
+    })
 }
 
 /// Answers a connection call, or `None` if the path is not one.
@@ -517,27 +551,12 @@ pub(crate) fn route(
         Target::List => Method::GET,
         Target::One(_) => Method::DELETE,
     };
-    if parts.method != allowed {
-        return Some(reply::error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed",
-        ));
-    }
     let now = now_ms();
-    let owner = match admit_session_call(shared, presented, project, session_id, now) {
-        Ok(owner) => owner,
-        Err(refused) => return Some(*refused),
-    };
-    let owned = shared
-        .sessions()
-        .iter()
-        .any(|s| s.session_id == session_id && s.owner == owner);
-    if !owned {
-        return Some(reply::error(
-            StatusCode::NOT_FOUND,
-            "Not found. No such session.",
-        ));
-    }
+    let owner =
+        match admit_session_call(shared, parts, allowed, presented, project, session_id, now) {
+            Ok(created) => created.owner,
+            Err(refused) => return Some(*refused),
+        };
     let response = match target {
         Target::List => {
             let live = shared.registry.live(session_id);

@@ -191,29 +191,14 @@ pub(crate) fn route(
         Target::Streams | Target::Stream(_) => Method::GET,
         _ => Method::POST,
     };
-    if parts.method != allowed {
-        return Some(reply::error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed",
-        ));
-    }
     let now = now_ms();
-    let owner = match admit_session_call(shared, presented, project, session_id, now) {
-        Ok(owner) => owner,
-        Err(refused) => return Some(*refused),
-    };
-    let created = shared
-        .sessions()
-        .into_iter()
-        .find(|s| s.session_id == session_id && s.owner == owner);
-    let Some(created) = created else {
-        return Some(reply::error(
-            StatusCode::NOT_FOUND,
-            "Not found. No such session.",
-        ));
-    };
+    let created =
+        match admit_session_call(shared, parts, allowed, presented, project, session_id, now) {
+            Ok(created) => created,
+            Err(refused) => return Some(*refused),
+        };
     let project_details = json!({
-        "id": owner,
+        "id": created.owner,
         "status": "ACTIVE",
         "name": "",
         "environment": "standard",

@@ -9,7 +9,8 @@ use serde_json::json;
 
 use super::error::ArchiveError;
 use super::{base_url, now_ms, options};
-use crate::emulator::auth::{self, Presented};
+use crate::emulator::auth::Presented;
+use crate::emulator::connections::admit_project_call;
 use crate::emulator::reply;
 use crate::emulator::state::Shared;
 
@@ -41,31 +42,11 @@ pub(crate) fn route(
         Target::One(_) => &[Method::GET, Method::DELETE],
         Target::Stop(_) => &[Method::POST],
     };
-    if !allowed.contains(&parts.method) {
-        return Some(reply::error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed",
-        ));
-    }
-    let verifiers = [&shared.verifiers.legacy, &shared.verifiers.application];
-    if !verifiers
-        .iter()
-        .flat_map(|v| v.iter())
-        .any(|v| v.owner == project)
-    {
-        // A project the emulator was never given, like any other unknown path.
-        return Some(reply::error(StatusCode::NOT_FOUND, "Not found"));
-    }
     let now = now_ms();
-    let now_s = i64::try_from(now / 1000).unwrap_or(i64::MAX);
-    let owner = match auth::verify(presented, &shared.verifiers, now_s) {
-        Ok((_, owner)) => owner,
-        Err(error) => return Some(reply::error(StatusCode::FORBIDDEN, &error.to_string())),
+    let owner = match admit_project_call(shared, parts, allowed, presented, project, now) {
+        Ok(owner) => owner,
+        Err(refused) => return Some(*refused),
     };
-    if owner != project {
-        let message = "Invalid project ID: it is not the authenticated API key or application";
-        return Some(reply::error(StatusCode::FORBIDDEN, message));
-    }
     let base = base_url(&parts.headers, &parts.uri);
     let response = match (target, &parts.method) {
         (Target::Collection, &Method::POST) => match options::parse(body) {
