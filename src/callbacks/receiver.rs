@@ -19,6 +19,7 @@ use super::{Applied, CallbackSink};
 use crate::auth::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::rooms::store::StoreError;
 
 /// The receiver's configuration and stores. Built once in `app`.
 #[derive(Debug)]
@@ -153,6 +154,17 @@ impl Receiver {
             };
             refuse(kind, event, refusal.as_str(), ip, error)
         };
+        // The replay store or the sink failed: 503, with the store's error in the log.
+        let store_failed = |error: StoreError| {
+            refuse_because(
+                kind,
+                event,
+                "store_unavailable",
+                ip,
+                &error.to_string(),
+                ApiError::StoreUnavailable,
+            )
+        };
         let jti = match verified {
             Ok(verified) => Some(verified.jti),
             Err(Refusal::Unsigned) => {
@@ -187,16 +199,7 @@ impl Receiver {
                         ApiError::CallbackUnauthorized,
                     ));
                 }
-                Err(error) => {
-                    return Err(refuse_because(
-                        kind,
-                        event,
-                        "store_unavailable",
-                        ip,
-                        &error.to_string(),
-                        ApiError::StoreUnavailable,
-                    ));
-                }
+                Err(error) => return Err(store_failed(error)),
             }
         }
         match sink.apply(&callback, received_at).await {
@@ -218,14 +221,7 @@ impl Receiver {
                 {
                     tracing::warn!(error = %release, "a callback's jti could not be released");
                 }
-                Err(refuse_because(
-                    kind,
-                    event,
-                    "store_unavailable",
-                    ip,
-                    &error.to_string(),
-                    ApiError::StoreUnavailable,
-                ))
+                Err(store_failed(error))
             }
         }
     }
