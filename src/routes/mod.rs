@@ -6,6 +6,7 @@ pub mod health;
 pub mod moderation;
 mod openapi;
 pub mod rooms;
+mod seats;
 pub mod sessions;
 
 use axum::Router;

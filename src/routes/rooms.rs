@@ -8,12 +8,13 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Caller, RoomRules, Scope, TokenRequest};
+use crate::auth::{Caller, Scope, TokenRequest};
 use crate::error::{ApiError, ApiResult, OptionalJson, PathParam};
 use crate::lifecycle::policy::{Policy, RoomPolicy};
-use crate::lifecycle::{SeatError, store::PresenceView};
+use crate::lifecycle::store::PresenceView;
 use crate::rooms::store::RoomRecord;
 use crate::rooms::{MayCreateFuture, is_valid_room_name};
+use crate::routes::seats::{room_rules, take_seat};
 use crate::routes::sessions::{CreateSessionRequest, issue};
 use crate::state::AppState;
 use crate::video::Role;
@@ -338,48 +339,6 @@ fn room_state(policy: Option<&Policy>, presence: &PresenceView, now: u64) -> Roo
             RoomState::Empty
         }
         _ => RoomState::Open,
-    }
-}
-
-/// The token rules of a room's policy for `caller`, refusing a room that is not open.
-pub(crate) fn room_rules(policy: Option<&Policy>, caller: &Caller) -> ApiResult<RoomRules> {
-    let Some(policy) = policy else {
-        return Ok(RoomRules::default());
-    };
-    let now = crate::moderation::now_ms();
-    policy.check_open(now)?;
-    let moderator = caller
-        .identity()
-        .is_some_and(|identity| policy.is_moderator(&identity.subject));
-    Ok(RoomRules {
-        default_role: policy.default_role,
-        allowed_roles: policy.allowed_roles.clone(),
-        moderator,
-        // The token expires by the room's close (whole seconds, rounded down).
-        ttl_cap_seconds: policy
-            .expires_at
-            .map(|close| close.saturating_sub(now) / 1000),
-    })
-}
-
-/// Holds a seat for the token about to be issued: 409 `room_full` when every seat is taken.
-pub(crate) async fn take_seat(
-    state: &AppState,
-    room: &str,
-    caller: &Caller,
-    policy: Option<&Policy>,
-) -> ApiResult<()> {
-    let max = policy.and_then(|policy| policy.max_participants);
-    let sub = caller
-        .identity()
-        .map(|identity| identity.subject.as_str())
-        .unwrap_or_default();
-    match state.lifecycle.take_seat(room, sub, max).await {
-        Ok(_) => Ok(()),
-        Err(SeatError::Full(_)) => Err(ApiError::RoomFull {
-            max: max.unwrap_or_default(),
-        }),
-        Err(SeatError::Store(error)) => Err(super::moderation::store_error(error)),
     }
 }
 

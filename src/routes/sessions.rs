@@ -172,14 +172,14 @@ pub async fn create_token(
             .map_err(super::moderation::store_error)?,
         None => None,
     };
-    let rules = super::rooms::room_rules(policy.as_ref(), &caller)?;
+    let rules = super::seats::room_rules(policy.as_ref(), &caller)?;
     let grant = state.auth.grant_in_room(&caller, &body, "", &rules)?;
     let session_ban = [crate::moderation::store::BanTarget::Session(
         session_id.clone(),
     )];
     super::moderation::refuse_banned(&state, &caller, &session_ban).await?;
     if let Some(room) = &room {
-        super::rooms::take_seat(&state, room, &caller, policy.as_ref()).await?;
+        super::seats::take_seat(&state, room, &caller, policy.as_ref()).await?;
     }
     let (token, expires_at) = issue(&state, &session_id, &grant)?;
     let owner = state.tokens.owner().to_owned();
