@@ -58,6 +58,7 @@ const BASE_ROLES: [Role; 3] = [Role::Publisher, Role::Subscriber, Role::Publishe
 impl AuthPolicy {
     /// Builds the policy from a validated config. `auth.mode` must have been chosen (`serve`
     /// checks it first). With a JWKS URL, starts fetching the keys in the background.
+    #[cfg(test)]
     pub fn new(config: &Config) -> Result<Self, ConfigError> {
         Self::with_redis(config, None)
     }

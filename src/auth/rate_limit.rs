@@ -118,6 +118,7 @@ impl RateLimits {
     /// The budgets of `config`, or `None` when `rate_limits.enabled` is false. Config
     /// validation guarantees non-zero rates and bursts. Starts the idle-key sweeper when
     /// called inside a Tokio runtime; it stops when the limits are dropped.
+    #[cfg(test)]
     pub fn new(config: &RateLimitsConfig) -> Option<Self> {
         Self::with_shared(config, None)
     }

@@ -349,19 +349,6 @@ impl ArchiveStates {
             .filter(|state| state.answers_reads(now_ms)))
     }
 
-    /// The last known state of an archive.
-    pub async fn get(&self, archive_id: &str) -> Result<Option<ArchiveState>, StoreError> {
-        self.store.get(archive_id).await
-    }
-
-    /// The session's archives still recording, as far as callbacks say (for the room
-    /// lifecycle's `archives.stop_when_empty`).
-    pub async fn recording(&self, session_id: &str) -> Result<Vec<ArchiveState>, StoreError> {
-        let mut states = self.store.of_session(session_id).await?;
-        states.retain(ArchiveState::is_recording);
-        Ok(states)
-    }
-
     /// The session's archives a rotation at `timestamp` (epoch ms) stopped: still recording
     /// as far as we know, or stopped within [`ROTATION_WINDOW_MS`] of it.
     async fn stopped_by_rotation(

@@ -43,14 +43,6 @@ impl Callback {
         }
     }
 
-    /// The session the callback is about.
-    pub fn session_id(&self) -> &str {
-        match self {
-            Self::Session(event) => &event.session_id,
-            Self::Archive(event) => &event.session_id,
-        }
-    }
-
     /// The project (legacy credentials) or application the callback is for.
     pub fn owner(&self) -> Option<&str> {
         match self {

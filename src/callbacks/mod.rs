@@ -38,14 +38,3 @@ pub trait CallbackSink: Send + Sync + std::fmt::Debug {
     /// Applies one verified callback; `received_at` is epoch ms on arrival.
     async fn apply(&self, callback: &Callback, received_at: u64) -> Result<Applied, StoreError>;
 }
-
-/// Ignores every callback (no room lifecycle wired in).
-#[derive(Debug, Default)]
-pub struct IgnoreAll;
-
-#[async_trait::async_trait]
-impl CallbackSink for IgnoreAll {
-    async fn apply(&self, _callback: &Callback, _received_at: u64) -> Result<Applied, StoreError> {
-        Ok(Applied::Ignored)
-    }
-}

@@ -157,11 +157,6 @@ impl Verifier {
         }
     }
 
-    /// The owner callbacks must be for.
-    pub fn owner(&self) -> &Owner {
-        &self.owner
-    }
-
     /// True when the body names another owner than ours (checked for unsigned callbacks too).
     pub fn foreign(&self, callback: &Callback) -> bool {
         callback

@@ -27,7 +27,7 @@ pub use net::IpNet;
 pub(crate) use net::canonical;
 pub use origin::check_origin;
 pub use report::{REDACTED, Report, set_by_user};
-pub use secrets::{EmulatorSecrets, callback_secrets, emulator_secrets};
+pub use secrets::{callback_secrets, emulator_secrets};
 use secrets::{credentials_from_env, secret_var};
 pub use sections::{
     ArchivesConfig, AuthConfig, AuthMode, CallbacksConfig, CorsConfig, CredentialSecrets,
@@ -150,6 +150,7 @@ impl Config {
     }
 
     /// Loads, then validates, everything: the figment layers and the credential env vars.
+    #[cfg(test)]
     pub fn load(sources: &Sources<'_>) -> Result<Self, ConfigError> {
         Self::from_figment(Self::figment(sources)?, sources.env)
     }

@@ -72,7 +72,7 @@ impl fmt::Debug for CallbackSettings {
 /// Delivery faults; all off by default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
-pub struct CallbackFaults {
+pub(crate) struct CallbackFaults {
     /// The first attempt carries no signature (Vonage's rare internal-error case).
     pub unsigned: bool,
     /// Every event is delivered twice.

@@ -46,7 +46,7 @@ use super::state::{SessionRecord, Shared};
 /// A connected client.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Connection {
+pub(crate) struct Connection {
     /// The connection ID (a UUID, as real ones).
     pub connection_id: String,
     /// The session it is connected to.
@@ -62,7 +62,7 @@ pub struct Connection {
 /// A published stream.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Stream {
+pub(crate) struct Stream {
     /// The stream ID (a UUID).
     pub stream_id: String,
     /// The connection publishing it.

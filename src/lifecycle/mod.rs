@@ -73,8 +73,8 @@ struct BoundIdentity {
 /// Why a seat could not be had.
 #[derive(Debug, Clone)]
 pub enum SeatError {
-    /// The room is full (the count of participants and held seats).
-    Full(u64),
+    /// The room is full (its participants and held seats reach the maximum).
+    Full,
     /// The store failed.
     Store(StoreError),
 }
@@ -98,11 +98,6 @@ impl Lifecycle {
     /// The sink the callback receiver hands verified callbacks to.
     pub fn sink(&self) -> Arc<dyn CallbackSink> {
         Arc::new(self.clone())
-    }
-
-    /// The settings.
-    pub fn settings(&self) -> &LifecycleSettings {
-        &self.0.settings
     }
 
     /// The store.
@@ -143,9 +138,9 @@ impl Lifecycle {
         };
         match self.0.store.take_seat(room, &request).await {
             Ok(Seat::Held(count)) => Ok(count),
-            Ok(Seat::Full(count)) => {
+            Ok(Seat::Full(_)) => {
                 metrics::counter!("room_full_refusals_total").increment(1);
-                Err(SeatError::Full(count))
+                Err(SeatError::Full)
             }
             Err(error) => Err(SeatError::Store(error)),
         }

@@ -12,7 +12,7 @@ use crate::rooms::store::StoreError;
 use store::{Ban, BanTarget, ModerationStore, MuteState};
 
 /// Which connections of a session belong to whom. Filled by the room-lifecycle work (signed
-/// session-monitoring callbacks); until it is wired in, [`Untracked`] answers `None` and
+/// session-monitoring callbacks); where an implementation answers `None`,
 /// "remove user X" can only ban, not disconnect.
 #[async_trait::async_trait]
 pub trait Presence: Send + Sync + std::fmt::Debug {
@@ -22,21 +22,6 @@ pub trait Presence: Send + Sync + std::fmt::Debug {
         session_id: &str,
         sub: &str,
     ) -> Result<Option<Vec<String>>, StoreError>;
-}
-
-/// No presence tracking.
-#[derive(Debug, Default)]
-pub struct Untracked;
-
-#[async_trait::async_trait]
-impl Presence for Untracked {
-    async fn connections_of(
-        &self,
-        _session_id: &str,
-        _sub: &str,
-    ) -> Result<Option<Vec<String>>, StoreError> {
-        Ok(None)
-    }
 }
 
 /// Settings from `[moderation]`.

@@ -22,8 +22,8 @@ use crate::rooms::store::StoreError;
 use crate::state::AppState;
 use crate::video::session_id;
 pub use dto::{
-    BanListResponse, BanResponse, MuteAllRequest, MuteStateResponse, RemovedResponse,
-    SignalRequest, StreamListResponse, StreamResponse,
+    BanListResponse, MuteAllRequest, MuteStateResponse, RemovedResponse, SignalRequest,
+    StreamListResponse, StreamResponse,
 };
 pub(super) use dto::{ID_PATTERN, MAX_ID_LEN, MAX_SUB_CHARS};
 

@@ -170,14 +170,6 @@ impl Credentials {
         }
     }
 
-    /// The legacy API secret, for an in-process emulator. `None` for application credentials.
-    pub fn legacy_secret(&self) -> Option<&SecretString> {
-        match self {
-            Credentials::Legacy(legacy) => Some(&legacy.secret),
-            Credentials::Application(_) => None,
-        }
-    }
-
     /// A fresh REST auth header for one call: `X-OPENTOK-AUTH` (HS256) or
     /// `Authorization: Bearer` (RS256), with a unique `jti` and a 3-minute lifetime.
     pub fn rest_auth_header(

@@ -13,6 +13,6 @@ pub mod session_id;
 pub mod token;
 
 pub use client::{ClientSettings, VideoClient, VideoError};
-pub use credentials::{Credentials, CredentialsError};
+pub use credentials::Credentials;
 pub use options::{ArchiveMode, ArchiveResolution, MediaMode, SessionOptions};
-pub use token::{ClientToken, LegacyTokenFormat, Role, TokenGrant, TokenIssuer};
+pub use token::{Role, TokenGrant, TokenIssuer};

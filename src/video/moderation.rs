@@ -69,9 +69,6 @@ pub struct StreamList {
 pub struct ListedConnection {
     /// Connection ID.
     pub connection_id: String,
-    /// `Connected` (or `Connecting`).
-    #[serde(default)]
-    pub connection_state: Option<String>,
     /// When it connected, epoch ms.
     #[serde(default)]
     pub created_at: u64,
@@ -80,9 +77,6 @@ pub struct ListedConnection {
 /// `GET …/session/{sid}/connection`: `{count, items}`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ConnectionList {
-    /// How many connections the session has.
-    #[serde(default)]
-    pub count: u64,
     /// The connections.
     #[serde(default)]
     pub items: Vec<ListedConnection>,
