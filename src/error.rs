@@ -516,7 +516,7 @@ fn problem_response(status: StatusCode, problem: &Problem) -> Response {
 /// Path parameters whose rejections are problems naming the parameter (e.g. invalid UTF-8 in
 /// a percent-encoded room name), instead of axum's plain-text 400.
 #[derive(Debug, Clone)]
-pub struct PathParam<T>(pub T);
+pub(crate) struct PathParam<T>(pub(crate) T);
 
 impl<S, T> FromRequestParts<S> for PathParam<T>
 where
@@ -569,7 +569,7 @@ fn camel_case(key: &str) -> String {
 /// A JSON body that may be absent: no body (or `{}`, or `null`) means `T::default()`. Errors are
 /// problems naming the field (via `serde_path_to_error`).
 #[derive(Debug, Clone, Default)]
-pub struct OptionalJson<T>(pub T);
+pub(crate) struct OptionalJson<T>(pub(crate) T);
 
 impl<S, T> FromRequest<S> for OptionalJson<T>
 where
