@@ -50,7 +50,7 @@ return 0
 ";
 
 /// Rooms in Redis under `<prefix>:room:{<name>}`.
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     connection: RedisConnection,
     prefix: String,
     timeout: Duration,
@@ -70,7 +70,11 @@ impl std::fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// The store over `connection` (one server, Sentinel or Cluster), shared with the rate limits.
-    pub fn with_connection(connection: RedisConnection, prefix: &str, timeout: Duration) -> Self {
+    pub(crate) fn with_connection(
+        connection: RedisConnection,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Self {
         Self {
             connection,
             prefix: prefix.to_owned(),
