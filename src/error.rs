@@ -27,7 +27,7 @@ pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// A field is missing, of the wrong type, unknown, or not allowed with another.
     #[error("{field}: {message}")]
     InvalidRequest {
@@ -193,7 +193,7 @@ fn role_refusal(role: Role) -> String {
 
 impl ApiError {
     /// A 400 naming `field`.
-    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidRequest {
             field: field.into(),
             message: message.into(),
@@ -201,7 +201,7 @@ impl ApiError {
     }
 
     /// HTTP status and stable code, in one exhaustive match.
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+    pub(crate) fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::InvalidRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
