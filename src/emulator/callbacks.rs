@@ -74,15 +74,15 @@ impl fmt::Debug for CallbackSettings {
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub(crate) struct CallbackFaults {
     /// The first attempt carries no signature (Vonage's rare internal-error case).
-    pub unsigned: bool,
+    pub(crate) unsigned: bool,
     /// Every event is delivered twice.
-    pub duplicate: bool,
+    pub(crate) duplicate: bool,
     /// Every event is held back until the next one has been delivered.
-    pub reorder: bool,
+    pub(crate) reorder: bool,
     /// Every event is sent this much later, outside the queue.
-    pub delay_ms: u64,
+    pub(crate) delay_ms: u64,
     /// Events are never sent.
-    pub drop: bool,
+    pub(crate) drop: bool,
 }
 
 /// A session-monitoring event.
