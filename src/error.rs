@@ -27,7 +27,7 @@ pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// A field is missing, of the wrong type, unknown, or not allowed with another.
     #[error("{field}: {message}")]
     InvalidRequest {
@@ -193,7 +193,7 @@ fn role_refusal(role: Role) -> String {
 
 impl ApiError {
     /// A 400 naming `field`.
-    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidRequest {
             field: field.into(),
             message: message.into(),
@@ -201,7 +201,7 @@ impl ApiError {
     }
 
     /// HTTP status and stable code, in one exhaustive match.
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+    pub(crate) fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::InvalidRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
@@ -516,7 +516,7 @@ fn problem_response(status: StatusCode, problem: &Problem) -> Response {
 /// Path parameters whose rejections are problems naming the parameter (e.g. invalid UTF-8 in
 /// a percent-encoded room name), instead of axum's plain-text 400.
 #[derive(Debug, Clone)]
-pub struct PathParam<T>(pub T);
+pub(crate) struct PathParam<T>(pub(crate) T);
 
 impl<S, T> FromRequestParts<S> for PathParam<T>
 where
@@ -569,7 +569,7 @@ fn camel_case(key: &str) -> String {
 /// A JSON body that may be absent: no body (or `{}`, or `null`) means `T::default()`. Errors are
 /// problems naming the field (via `serde_path_to_error`).
 #[derive(Debug, Clone, Default)]
-pub struct OptionalJson<T>(pub T);
+pub(crate) struct OptionalJson<T>(pub(crate) T);
 
 impl<S, T> FromRequest<S> for OptionalJson<T>
 where

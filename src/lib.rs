@@ -11,7 +11,7 @@ pub mod config;
 pub mod emulator;
 pub(crate) mod error;
 pub(crate) mod front;
-pub mod lifecycle;
+pub(crate) mod lifecycle;
 pub mod load;
 pub(crate) mod metrics;
 pub mod moderation;

@@ -56,7 +56,7 @@ pub fn load_for_serve(
 }
 
 /// Parses the credentials `serve` was configured with.
-pub fn credentials_from(config: &Config) -> anyhow::Result<Credentials> {
+pub(crate) fn credentials_from(config: &Config) -> anyhow::Result<Credentials> {
     let secrets = config.credentials.as_ref().ok_or_else(|| ConfigError::Invalid {
         key: "VONAGE_APPLICATION_ID".into(),
         message: "no Vonage credentials: set VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY (or _FILE) for a \

@@ -26,7 +26,7 @@ use redis::{
 use crate::config::RoomsConfig;
 
 /// Where Redis is, from `[rooms]`. Holds URLs that may carry passwords: never printed.
-pub enum RedisTopology {
+pub(crate) enum RedisTopology {
     /// One server.
     Single(String),
     /// A master and its replicas watched by sentinels.
@@ -48,7 +48,7 @@ impl std::fmt::Debug for RedisTopology {
 
 impl RedisTopology {
     /// The topology `[rooms]` names (validation guarantees exactly one is set).
-    pub fn from_config(rooms: &RoomsConfig) -> Self {
+    pub(crate) fn from_config(rooms: &RoomsConfig) -> Self {
         use secrecy::ExposeSecret as _;
         let expose = |urls: &[secrecy::SecretString]| {
             urls.iter()
@@ -68,7 +68,7 @@ impl RedisTopology {
     }
 
     /// `single`, `sentinel` or `cluster`, for logs.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             RedisTopology::Single(_) => "single",
             RedisTopology::Sentinel { .. } => "sentinel",
@@ -80,7 +80,7 @@ impl RedisTopology {
 /// A cheap-to-clone connection to Redis, usable wherever the `redis` crate takes a connection
 /// (`Script::invoke_async`, `Cmd::query_async`).
 #[derive(Clone)]
-pub struct RedisConnection {
+pub(crate) struct RedisConnection {
     inner: Inner,
 }
 
@@ -128,7 +128,7 @@ enum Current {
 
 impl RedisConnection {
     /// A lazy connection to `topology`; `timeout` bounds connecting and each reply.
-    pub fn new(topology: &RedisTopology, timeout: Duration) -> RedisResult<Self> {
+    pub(crate) fn new(topology: &RedisTopology, timeout: Duration) -> RedisResult<Self> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));

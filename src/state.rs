@@ -13,7 +13,7 @@ use crate::video::{TokenIssuer, VideoClient};
 /// Shared handles available to every handler. Extractors clone the state for every request,
 /// so it is one `Arc` (a clone of the fields themselves would touch a dozen reference counts).
 #[derive(Clone)]
-pub struct AppState(pub(crate) Arc<Handles>);
+pub(crate) struct AppState(pub(crate) Arc<Handles>);
 
 impl std::ops::Deref for AppState {
     type Target = Handles;
@@ -24,7 +24,7 @@ impl std::ops::Deref for AppState {
 }
 
 /// What `AppState` shares.
-pub struct Handles {
+pub(crate) struct Handles {
     /// The Vonage Video API client.
     pub video: VideoClient,
     /// Client-token minting with our credentials.
@@ -57,16 +57,16 @@ impl FromRef<AppState> for AuthPolicy {
 
 /// Whether the service is draining (set on SIGTERM, before the listener closes).
 #[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub(crate) struct Readiness(Arc<AtomicBool>);
 
 impl Readiness {
     /// True once shutdown has begun.
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
 
     /// Marks the service as draining.
-    pub fn start_draining(&self) {
+    pub(crate) fn start_draining(&self) {
         self.0.store(true, Ordering::Relaxed);
     }
 }

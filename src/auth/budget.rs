@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 /// Who a budget belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum CallerKey {
+pub(crate) enum CallerKey {
     /// A JWT subject.
     Subject(Arc<str>),
     /// A client address (IPv6 masked to its /64).
@@ -15,7 +15,7 @@ pub enum CallerKey {
 
 impl CallerKey {
     /// The key of an unauthenticated client at `ip`.
-    pub fn from_ip(ip: IpAddr) -> Self {
+    pub(crate) fn from_ip(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V6(v6) => {
                 let masked = u128::from(v6) & !((1u128 << 64) - 1);
@@ -28,7 +28,7 @@ impl CallerKey {
 
 /// Which budget a call spends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Budget {
+pub(crate) enum Budget {
     /// Creating sessions and rooms.
     Create,
     /// Joining rooms, minting tokens, reading and deleting rooms.
@@ -39,7 +39,7 @@ pub enum Budget {
 
 impl Budget {
     /// The budget's name in headers, logs and metrics.
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Budget::Create => "create",
             Budget::Join => "join",

@@ -13,26 +13,26 @@ use crate::config::{AuthConfig, IpNet, canonical};
 
 /// The proxies whose `X-Forwarded-For` is believed.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Arc<[IpNet]>);
+pub(crate) struct TrustedProxies(Arc<[IpNet]>);
 
 impl TrustedProxies {
     /// The proxies of a loaded `[auth]` (parsed by config validation).
-    pub fn new(auth: &AuthConfig) -> Self {
+    pub(crate) fn new(auth: &AuthConfig) -> Self {
         Self(auth.trusted_proxy_nets.clone())
     }
 
     /// Trusts exactly `nets` (parsed by config validation, e.g. `callbacks.trusted_sources`).
-    pub fn from_nets(nets: Arc<[IpNet]>) -> Self {
+    pub(crate) fn from_nets(nets: Arc<[IpNet]>) -> Self {
         Self(nets)
     }
 
     /// True when `ip` is one of the trusted proxies.
-    pub fn trusts(&self, ip: IpAddr) -> bool {
+    pub(crate) fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|net| net.contains(ip))
     }
 
     /// The client's address for a request. Without a known peer (no `ConnectInfo`), `0.0.0.0`.
-    pub fn client_ip(&self, parts: &Parts) -> IpAddr {
+    pub(crate) fn client_ip(&self, parts: &Parts) -> IpAddr {
         let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
             return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         };

@@ -58,11 +58,15 @@ struct Inner {
 
 /// A cached JWKS. Cheap to clone.
 #[derive(Clone)]
-pub struct JwksCache(Arc<Inner>);
+pub(crate) struct JwksCache(Arc<Inner>);
 
 impl JwksCache {
     /// The cache of `url` (`auth.jwks_url`, parsed at load). Nothing is fetched yet.
-    pub fn new(auth: &AuthConfig, url: Url, rules: KeyRules) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(
+        auth: &AuthConfig,
+        url: Url,
+        rules: KeyRules,
+    ) -> Result<Self, reqwest::Error> {
         let timeout = Duration::from_millis(auth.jwks_timeout_ms);
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
@@ -94,7 +98,7 @@ impl JwksCache {
     }
 
     /// Fetches in the background when inside a Tokio runtime.
-    pub fn prefetch(&self) {
+    pub(crate) fn prefetch(&self) {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let this = self.clone();
             runtime.spawn(async move { this.refresh().await });
@@ -102,7 +106,7 @@ impl JwksCache {
     }
 
     /// The key for `kid`, refreshing the set when it is stale or lacks the key (rate-bounded).
-    pub async fn key_for(&self, kid: Option<&str>) -> Option<Arc<VerifyKey>> {
+    pub(crate) async fn key_for(&self, kid: Option<&str>) -> Option<Arc<VerifyKey>> {
         let keys = self.current();
         let stale = keys
             .fetched_at

@@ -21,7 +21,7 @@ const MAX_SUBJECT_CHARS: usize = 256;
 
 /// Why a token was refused. Logged, never shown to the caller.
 #[derive(Debug, thiserror::Error)]
-pub enum Rejection {
+pub(crate) enum Rejection {
     /// Longer than 8 KiB.
     #[error("token longer than 8 KiB")]
     TooLong,
@@ -45,13 +45,13 @@ pub enum Rejection {
 
 /// What a verified token says about its bearer.
 #[derive(Debug, Clone)]
-pub struct VerifiedToken {
+pub(crate) struct VerifiedToken {
     /// `sub`.
-    pub subject: String,
+    pub(crate) subject: String,
     /// The display name claim (`auth.name_claim`), if a string.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Scopes from `auth.scope_claims`.
-    pub scopes: Scopes,
+    pub(crate) scopes: Scopes,
 }
 
 enum KeySource {
@@ -60,7 +60,7 @@ enum KeySource {
 }
 
 /// Verifies bearer tokens.
-pub struct JwtVerifier {
+pub(crate) struct JwtVerifier {
     keys: KeySource,
     issuer: String,
     scope_claims: Vec<String>,
@@ -81,7 +81,7 @@ impl std::fmt::Debug for JwtVerifier {
 
 impl JwtVerifier {
     /// The verifier of a validated `[auth]` with `mode = "jwt"` (exactly one key source set).
-    pub fn new(auth: &AuthConfig) -> Result<Self, ConfigError> {
+    pub(crate) fn new(auth: &AuthConfig) -> Result<Self, ConfigError> {
         let rules = KeyRules::new(auth);
         let invalid = |key: &str, message: &str| ConfigError::Invalid {
             key: key.to_owned(),
@@ -123,14 +123,14 @@ impl JwtVerifier {
     }
 
     /// Starts fetching the JWKS in the background, so the first caller does not wait for it.
-    pub fn prefetch(&self) {
+    pub(crate) fn prefetch(&self) {
         if let KeySource::Jwks(jwks) = &self.keys {
             jwks.prefetch();
         }
     }
 
     /// Verifies `token` and reads its subject, name and scopes.
-    pub async fn verify(&self, token: &str) -> Result<VerifiedToken, Rejection> {
+    pub(crate) async fn verify(&self, token: &str) -> Result<VerifiedToken, Rejection> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Rejection::TooLong);
         }

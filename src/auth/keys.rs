@@ -5,14 +5,14 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use crate::config::{AuthConfig, KeyType};
 
 /// A key and the rules a token verified by it must satisfy.
-pub struct VerifyKey {
+pub(crate) struct VerifyKey {
     pub(super) key: DecodingKey,
     pub(super) validation: Validation,
 }
 
 /// How keys become `VerifyKey`s: the algorithms allowed per key type and the claim checks.
 #[derive(Debug, Clone)]
-pub struct KeyRules {
+pub(crate) struct KeyRules {
     rsa: Vec<Algorithm>,
     ec: Vec<Algorithm>,
     ed: Vec<Algorithm>,
@@ -24,7 +24,7 @@ pub struct KeyRules {
 
 impl KeyRules {
     /// The rules of `[auth]`.
-    pub fn new(auth: &AuthConfig) -> Self {
+    pub(crate) fn new(auth: &AuthConfig) -> Self {
         Self {
             rsa: auth.rsa_algorithms.clone(),
             ec: auth.ec_algorithms.clone(),
@@ -47,7 +47,7 @@ impl KeyRules {
 
     /// A verifying key of type `kind`. `pinned` (a JWK's own `alg`) narrows the allowed list
     /// to that one algorithm; `None` when nothing is left to allow.
-    pub fn verify_key(
+    pub(crate) fn verify_key(
         &self,
         key: DecodingKey,
         kind: KeyType,

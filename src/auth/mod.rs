@@ -12,12 +12,12 @@
 //! Which browser origins may call is `front::cors`.
 
 mod budget;
-pub mod client_ip;
-pub mod jwks;
-pub mod jwt;
+pub(crate) mod client_ip;
+pub(crate) mod jwks;
+pub(crate) mod jwt;
 mod keys;
 mod policy;
-pub mod rate_limit;
+pub(crate) mod rate_limit;
 mod scope;
 mod shared_limit;
 
@@ -29,9 +29,10 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::video::{Role, TokenGrant};
-pub use policy::{AuthPolicy, RoomRules};
-pub use rate_limit::{Budget, CallerKey, RateLimited, RateLimits};
-pub use scope::{Scope, Scopes};
+pub(crate) use policy::{AuthPolicy, RoomRules};
+pub(crate) use rate_limit::{Budget, CallerKey, RateLimited, RateLimits};
+pub use scope::Scope;
+pub(crate) use scope::Scopes;
 
 /// The most connection data a token may carry (Vonage's documented limit).
 const MAX_DATA_CHARS: usize = 1000;
@@ -41,37 +42,37 @@ const MAX_LAYOUT_CHARS: usize = 1000;
 /// Token options a caller may ask for; every field is optional.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TokenRequest {
+pub(crate) struct TokenRequest {
     /// `publisher` (default), `subscriber`, `moderator` or `publisheronly`.
-    pub role: Option<Role>,
+    pub(crate) role: Option<Role>,
     /// Connection data other participants see (at most 1000 characters).
     #[schema(max_length = 1000)]
-    pub data: Option<String>,
+    pub(crate) data: Option<String>,
     /// Lifetime in seconds, 1 to 2592000 (Vonage's 30 days; anything else is a 400). Default
     /// `tokens.default_ttl_seconds`; a lifetime over `tokens.max_ttl_seconds` is capped to it.
     #[schema(minimum = 1, maximum = 2592000)]
     #[serde(default, deserialize_with = "crate::vocab::whole_number")]
-    pub ttl_seconds: Option<u64>,
+    pub(crate) ttl_seconds: Option<u64>,
     /// CSS classes for the stream's initial layout (at most 1000 characters joined).
-    pub initial_layout_class_list: Option<Vec<String>>,
+    pub(crate) initial_layout_class_list: Option<Vec<String>>,
 }
 
 /// What a validated token request grants.
 #[derive(Debug, Clone)]
-pub struct Grant {
+pub(crate) struct Grant {
     /// Role granted.
-    pub role: Role,
+    pub(crate) role: Role,
     /// Lifetime granted, after capping.
-    pub ttl_seconds: u64,
+    pub(crate) ttl_seconds: u64,
     /// Connection data.
-    pub data: Option<String>,
+    pub(crate) data: Option<String>,
     /// Initial layout classes.
-    pub initial_layout_class_list: Vec<String>,
+    pub(crate) initial_layout_class_list: Vec<String>,
 }
 
 impl Grant {
     /// The token grant for `session_id`.
-    pub fn for_session<'a>(&'a self, session_id: &'a str) -> TokenGrant<'a> {
+    pub(crate) fn for_session<'a>(&'a self, session_id: &'a str) -> TokenGrant<'a> {
         TokenGrant {
             session_id,
             role: self.role,
@@ -84,17 +85,17 @@ impl Grant {
 
 /// Who a JWT caller is, from its verified token.
 #[derive(Debug, Clone)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// `sub`.
-    pub subject: String,
+    pub(crate) subject: String,
     /// The display name claim (`auth.name_claim`), if present.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
 }
 
 /// The caller of a request: anonymous (everyone shares the configured grant) or the bearer of
 /// a verified token.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     identity: Option<Arc<Identity>>,
     scopes: Scopes,
     allowed_roles: Arc<[Role]>,
@@ -103,19 +104,19 @@ pub struct Caller {
 
 impl Caller {
     /// The verified identity (JWT auth only).
-    pub fn identity(&self) -> Option<&Identity> {
+    pub(crate) fn identity(&self) -> Option<&Identity> {
         self.identity.as_deref()
     }
 
     /// What the caller may do.
-    pub fn scopes(&self) -> Scopes {
+    pub(crate) fn scopes(&self) -> Scopes {
         self.scopes
     }
 }
 
 /// Why an authenticated caller may not do something.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The caller lacks the scope (403 `forbidden`).
     #[error("this call needs the {} scope", .0.as_str())]
     MissingScope(Scope),
@@ -127,7 +128,7 @@ pub enum Refusal {
 /// Why `auth` turned a request away: who the caller is, or what they asked a token for.
 /// `error` makes the HTTP answer of it (`ApiError`), in one place.
 #[derive(Debug, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     /// No bearer token, or one that failed verification (`invalid_token`); the reason is
     /// logged where it is found.
     #[error("this call needs a valid bearer token")]

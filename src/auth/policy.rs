@@ -36,7 +36,7 @@ struct Policy {
 
 /// Caller policy built from config, shared by every request. Cheap to clone.
 #[derive(Clone)]
-pub struct AuthPolicy(Arc<Policy>);
+pub(crate) struct AuthPolicy(Arc<Policy>);
 
 impl std::fmt::Debug for AuthPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,13 +58,14 @@ const BASE_ROLES: [Role; 3] = [Role::Publisher, Role::Subscriber, Role::Publishe
 impl AuthPolicy {
     /// Builds the policy from a validated config. `auth.mode` must have been chosen (`serve`
     /// checks it first). With a JWKS URL, starts fetching the keys in the background.
-    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+    #[cfg(test)]
+    pub(crate) fn new(config: &Config) -> Result<Self, ConfigError> {
         Self::with_redis(config, None)
     }
 
     /// Like `new`; with the deployment's Redis (`rooms.store = "redis"`), the rate limits are
     /// shared by every replica (see `rate_limit`).
-    pub fn with_redis(
+    pub(crate) fn with_redis(
         config: &Config,
         redis: Option<crate::redis_conn::RedisConnection>,
     ) -> Result<Self, ConfigError> {
@@ -112,7 +113,7 @@ impl AuthPolicy {
     /// Identifies the caller of a request: anonymous, or the bearer of a valid token. A missing
     /// token is a 401 with `WWW-Authenticate: Bearer`; a refused one a 401 with
     /// `error="invalid_token"`. The reason is logged, never answered.
-    pub async fn authenticate(&self, parts: &Parts) -> Result<Caller, AuthError> {
+    pub(crate) async fn authenticate(&self, parts: &Parts) -> Result<Caller, AuthError> {
         let policy = &self.0;
         let ip = policy.trusted_proxies.client_ip(parts);
         let verifier = match &policy.mode {
@@ -167,7 +168,7 @@ impl AuthPolicy {
 
     /// Checks that `caller` holds `scope`, then spends one call of the matching budget
     /// (creating: the create budget; everything else: the join budget).
-    pub async fn authorize(&self, caller: &Caller, scope: Scope) -> Result<(), Refusal> {
+    pub(crate) async fn authorize(&self, caller: &Caller, scope: Scope) -> Result<(), Refusal> {
         if !caller.scopes.contains(scope) {
             return Err(Refusal::MissingScope(scope));
         }
@@ -185,7 +186,7 @@ impl AuthPolicy {
     }
 
     /// Validates `request` for `caller`; field names in errors start with `prefix`.
-    pub fn grant(
+    pub(crate) fn grant(
         &self,
         caller: &Caller,
         request: &TokenRequest,
@@ -195,7 +196,7 @@ impl AuthPolicy {
     }
 
     /// Like [`AuthPolicy::grant`], within a room's policy (`docs/room-lifecycle.md`).
-    pub fn grant_in_room(
+    pub(crate) fn grant_in_room(
         &self,
         caller: &Caller,
         request: &TokenRequest,
@@ -293,15 +294,15 @@ impl AuthPolicy {
 
 /// What a room's policy adds to a token grant.
 #[derive(Debug, Clone, Default)]
-pub struct RoomRules {
+pub(crate) struct RoomRules {
     /// The role when the request names none.
-    pub default_role: Option<Role>,
+    pub(crate) default_role: Option<Role>,
     /// The only roles allowed (none: whatever the caller may have).
-    pub allowed_roles: Option<Vec<Role>>,
+    pub(crate) allowed_roles: Option<Vec<Role>>,
     /// The caller is one of the room's moderators: `moderator` is allowed and the default.
-    pub moderator: bool,
+    pub(crate) moderator: bool,
     /// Most seconds the token may live (until the room's `expiresAt`).
-    pub ttl_cap_seconds: Option<u64>,
+    pub(crate) ttl_cap_seconds: Option<u64>,
 }
 
 /// The connection data of a JWT caller's token: who they are, as the server verified it, and

@@ -18,7 +18,7 @@ use axum::http::{HeaderName, HeaderValue};
 use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-pub use super::budget::{Budget, CallerKey};
+pub(crate) use super::budget::{Budget, CallerKey};
 use super::shared_limit::{Decision, SharedLimiter};
 use crate::config::RateLimitsConfig;
 use crate::redis_conn::RedisConnection;
@@ -28,27 +28,27 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A refused call: which budget, its size, and when the next call would pass.
 #[derive(Debug, Clone)]
-pub struct RateLimited {
+pub(crate) struct RateLimited {
     /// The budget that ran out.
-    pub budget: Budget,
+    pub(crate) budget: Budget,
     /// Sustained rate, per minute.
-    pub per_minute: u32,
+    pub(crate) per_minute: u32,
     /// Burst size.
-    pub burst: u32,
+    pub(crate) burst: u32,
     /// Time until one more call is allowed.
-    pub retry_after: Duration,
+    pub(crate) retry_after: Duration,
 }
 
 impl RateLimited {
     /// Whole seconds until the next call passes (at least 1).
-    pub fn retry_after_seconds(&self) -> u64 {
+    pub(crate) fn retry_after_seconds(&self) -> u64 {
         (self.retry_after.as_secs_f64().ceil() as u64).max(1)
     }
 
     /// The `RateLimit-*` headers of a 429 (draft-ietf-httpapi-ratelimit-headers):
     /// `RateLimit-Limit` (calls per window), `RateLimit-Remaining` (0),
     /// `RateLimit-Reset` (seconds until one more call passes) and `RateLimit-Policy`.
-    pub fn headers(&self) -> [(HeaderName, HeaderValue); 4] {
+    pub(crate) fn headers(&self) -> [(HeaderName, HeaderValue); 4] {
         let policy = format!(
             "{};w=60;burst={};comment=\"{}\"",
             self.per_minute,
@@ -102,7 +102,7 @@ struct Buckets {
 
 /// The per-caller budgets. Cheap to clone.
 #[derive(Clone)]
-pub struct RateLimits(Arc<Buckets>);
+pub(crate) struct RateLimits(Arc<Buckets>);
 
 impl std::fmt::Debug for RateLimits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,13 +118,14 @@ impl RateLimits {
     /// The budgets of `config`, or `None` when `rate_limits.enabled` is false. Config
     /// validation guarantees non-zero rates and bursts. Starts the idle-key sweeper when
     /// called inside a Tokio runtime; it stops when the limits are dropped.
-    pub fn new(config: &RateLimitsConfig) -> Option<Self> {
+    #[cfg(test)]
+    pub(crate) fn new(config: &RateLimitsConfig) -> Option<Self> {
         Self::with_shared(config, None)
     }
 
     /// Like `new`; with `shared` = (Redis connection, key prefix, call timeout), the budgets are
     /// shared by every replica using that Redis, and local only while it does not answer.
-    pub fn with_shared(
+    pub(crate) fn with_shared(
         config: &RateLimitsConfig,
         shared: Option<(RedisConnection, &str, Duration)>,
     ) -> Option<Self> {
@@ -146,7 +147,7 @@ impl RateLimits {
 
     /// Spends one call of `budget` for `key`: in Redis when shared and Redis answers, else
     /// in this replica's bucket.
-    pub async fn check(&self, key: &CallerKey, budget: Budget) -> Result<(), RateLimited> {
+    pub(crate) async fn check(&self, key: &CallerKey, budget: Budget) -> Result<(), RateLimited> {
         let bucket = match budget {
             Budget::Create => &self.0.create,
             Budget::Join => &self.0.join,
@@ -179,7 +180,7 @@ impl RateLimits {
     }
 
     /// Drops idle keys and returns how many remain (the sweeper calls this).
-    pub fn evict_idle(&self) -> usize {
+    pub(crate) fn evict_idle(&self) -> usize {
         let mut held = 0;
         for bucket in [&self.0.create, &self.0.join] {
             bucket.limiter.retain_recent();

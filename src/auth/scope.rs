@@ -7,27 +7,27 @@ pub use crate::vocab::Scope;
 
 /// A set of scopes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Scopes(u8);
+pub(crate) struct Scopes(u8);
 
 impl Scopes {
     /// True when `scope` is in the set.
-    pub const fn contains(self, scope: Scope) -> bool {
+    pub(crate) const fn contains(self, scope: Scope) -> bool {
         self.0 & scope.bit() != 0
     }
 
     /// Every scope in either set.
-    pub const fn union(self, other: Scopes) -> Self {
+    pub(crate) const fn union(self, other: Scopes) -> Self {
         Scopes(self.0 | other.0)
     }
 
     /// Adds `scope`.
-    pub fn insert(&mut self, scope: Scope) {
+    pub(crate) fn insert(&mut self, scope: Scope) {
         self.0 |= scope.bit();
     }
 
     /// Scopes from a claim value: a space-separated string (`scope`, RFC 8693) or an array of
     /// strings (`scp`). Unknown names are ignored; other shapes give nothing.
-    pub fn from_claim(value: &Value) -> Self {
+    pub(crate) fn from_claim(value: &Value) -> Self {
         let mut scopes = Scopes::default();
         let mut add = |name: &str| {
             if let Some(scope) = Scope::parse(name) {

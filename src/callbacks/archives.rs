@@ -31,24 +31,24 @@ use crate::video::archives::{ArchiveError, StartArchive};
 /// A `stopped` or `available` state is answered from callbacks for this long after it arrived
 /// (a later state may have been lost; an `available` archive's download URL is valid for about
 /// ten minutes); after it, Vonage is asked again.
-pub const FRESH_FOR: Duration = Duration::from_secs(300);
+pub(crate) const FRESH_FOR: Duration = Duration::from_secs(300);
 /// Most archives the memory store holds; beyond it new archives are not remembered (their reads
 /// go to Vonage).
 const MEMORY_CAPACITY: usize = 100_000;
 /// A `stopped` archive whose `updatedAt` is this close to a rotation's timestamp counts as
 /// stopped by the rotation (Vonage may deliver the archive's callback before the session's).
-pub const ROTATION_WINDOW_MS: u64 = 10_000;
+pub(crate) const ROTATION_WINDOW_MS: u64 = 10_000;
 /// Attempts to restart one archive after a rotation, a doubling backoff from one second apart.
 const RESTART_ATTEMPTS: u32 = 5;
 
 /// The last verified state of one archive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ArchiveState {
+pub(crate) struct ArchiveState {
     /// The archive's JSON as the callback carried it.
-    pub archive: Value,
+    pub(crate) archive: Value,
     /// When the callback arrived, epoch ms.
-    pub received_at: u64,
+    pub(crate) received_at: u64,
 }
 
 fn field<'a>(archive: &'a Value, name: &str) -> Option<&'a str> {
@@ -57,17 +57,17 @@ fn field<'a>(archive: &'a Value, name: &str) -> Option<&'a str> {
 
 impl ArchiveState {
     /// The archive's status.
-    pub fn status(&self) -> &str {
+    pub(crate) fn status(&self) -> &str {
         field(&self.archive, "status").unwrap_or_default()
     }
 
     /// The archive's ID.
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         field(&self.archive, "id").unwrap_or_default()
     }
 
     /// `updatedAt` (else `createdAt`), epoch ms.
-    pub fn updated_at(&self) -> u64 {
+    pub(crate) fn updated_at(&self) -> u64 {
         ["updatedAt", "createdAt"]
             .iter()
             .find_map(|name| self.archive.get(*name).and_then(Value::as_u64))
@@ -75,7 +75,7 @@ impl ArchiveState {
     }
 
     /// The order of states: stage, then `updatedAt`.
-    pub fn order(&self) -> u64 {
+    pub(crate) fn order(&self) -> u64 {
         let stage = match self.status() {
             "stopped" => 1,
             "uploaded" | "available" | "failed" => 2,
@@ -87,14 +87,14 @@ impl ArchiveState {
     }
 
     /// Still recording (`started` or `paused`).
-    pub fn is_recording(&self) -> bool {
+    pub(crate) fn is_recording(&self) -> bool {
         matches!(self.status(), "started" | "paused")
     }
 
     /// Whether `GET /archives/{archiveId}` may answer from this state at `now_ms`: final
     /// states always, `stopped`/`available` while fresh, a recording archive never (its
     /// duration grows).
-    pub fn answers_reads(&self, now_ms: u64) -> bool {
+    pub(crate) fn answers_reads(&self, now_ms: u64) -> bool {
         match self.status() {
             "uploaded" | "failed" | "expired" | "deleted" => true,
             "stopped" | "available" => {
@@ -106,7 +106,7 @@ impl ArchiveState {
 
     /// The start request that records the same way (the archive JSON carries no layout, so a
     /// composed restart gets Vonage's default layout).
-    pub fn restart_request(&self) -> StartArchive {
+    pub(crate) fn restart_request(&self) -> StartArchive {
         let text = |name: &str| field(&self.archive, name).map(str::to_owned);
         let flag = |name: &str| self.archive.get(name).and_then(Value::as_bool);
         let individual = text("outputMode").as_deref() == Some("individual");
@@ -126,7 +126,7 @@ impl ArchiveState {
 
 /// Where archive states live.
 #[async_trait::async_trait]
-pub trait ArchiveStore: Send + Sync + std::fmt::Debug {
+pub(crate) trait ArchiveStore: Send + Sync + std::fmt::Debug {
     /// Stores `state` for `ttl` if it is later than the one held; true if it was.
     async fn record(&self, state: &ArchiveState, ttl: Duration) -> Result<bool, StoreError>;
 
@@ -139,13 +139,13 @@ pub trait ArchiveStore: Send + Sync + std::fmt::Debug {
 
 /// One replica's archive states.
 #[derive(Debug, Default)]
-pub struct MemoryArchiveStore {
+pub(crate) struct MemoryArchiveStore {
     states: Mutex<HashMap<String, (ArchiveState, Instant)>>,
 }
 
 impl MemoryArchiveStore {
     /// An empty store.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -215,7 +215,7 @@ return 1
 ";
 
 /// Archive states in the shared Redis.
-pub struct RedisArchiveStore {
+pub(crate) struct RedisArchiveStore {
     connection: RedisConnection,
     prefix: String,
     timeout: Duration,
@@ -232,7 +232,11 @@ impl std::fmt::Debug for RedisArchiveStore {
 
 impl RedisArchiveStore {
     /// Uses the shared connection; every call is bounded by `timeout`.
-    pub fn with_connection(connection: RedisConnection, prefix: &str, timeout: Duration) -> Self {
+    pub(crate) fn with_connection(
+        connection: RedisConnection,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Self {
         Self {
             connection,
             prefix: prefix.to_owned(),
@@ -308,19 +312,23 @@ impl ArchiveStore for RedisArchiveStore {
 
 /// The archive states and how long they are kept. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct ArchiveStates {
+pub(crate) struct ArchiveStates {
     store: Arc<dyn ArchiveStore>,
     ttl: Duration,
 }
 
 impl ArchiveStates {
     /// States in `store`, kept for `ttl` after their last update.
-    pub fn new(store: Arc<dyn ArchiveStore>, ttl: Duration) -> Self {
+    pub(crate) fn new(store: Arc<dyn ArchiveStore>, ttl: Duration) -> Self {
         Self { store, ttl }
     }
 
     /// Records a verified archive-status callback that arrived at `received_at`.
-    pub async fn record(&self, event: &ArchiveEvent, received_at: u64) -> Result<bool, StoreError> {
+    pub(crate) async fn record(
+        &self,
+        event: &ArchiveEvent,
+        received_at: u64,
+    ) -> Result<bool, StoreError> {
         let mut archive = event.archive.clone();
         if let Some(object) = archive.as_object_mut() {
             // Canonical fields, whatever the payload spelled.
@@ -337,7 +345,7 @@ impl ArchiveStates {
 
     /// The state `GET /archives/{archiveId}` may answer with at `now_ms` (see
     /// [`ArchiveState::answers_reads`]); `None` means ask Vonage.
-    pub async fn answerable(
+    pub(crate) async fn answerable(
         &self,
         archive_id: &str,
         now_ms: u64,
@@ -347,19 +355,6 @@ impl ArchiveStates {
             .get(archive_id)
             .await?
             .filter(|state| state.answers_reads(now_ms)))
-    }
-
-    /// The last known state of an archive.
-    pub async fn get(&self, archive_id: &str) -> Result<Option<ArchiveState>, StoreError> {
-        self.store.get(archive_id).await
-    }
-
-    /// The session's archives still recording, as far as callbacks say (for the room
-    /// lifecycle's `archives.stop_when_empty`).
-    pub async fn recording(&self, session_id: &str) -> Result<Vec<ArchiveState>, StoreError> {
-        let mut states = self.store.of_session(session_id).await?;
-        states.retain(ArchiveState::is_recording);
-        Ok(states)
     }
 
     /// The session's archives a rotation at `timestamp` (epoch ms) stopped: still recording
@@ -382,7 +377,7 @@ impl ArchiveStates {
 /// The sink the receiver calls: it keeps archive states, restarts archives stopped by a
 /// `serverRotation`, and passes every callback on to `inner` (the room lifecycle).
 #[derive(Debug)]
-pub struct ArchiveAwareSink {
+pub(crate) struct ArchiveAwareSink {
     inner: Arc<dyn CallbackSink>,
     archives: ArchiveStates,
     video: VideoClient,
@@ -393,7 +388,7 @@ pub struct ArchiveAwareSink {
 impl ArchiveAwareSink {
     /// Wraps `inner`; restarts go through `video`, each claimed once in `claims` for
     /// `claim_ttl` (so duplicated rotations, and replicas, restart an archive once).
-    pub fn new(
+    pub(crate) fn new(
         inner: Arc<dyn CallbackSink>,
         archives: ArchiveStates,
         video: VideoClient,

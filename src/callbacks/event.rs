@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// Which signature secret verifies a callback (each callback kind has its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CallbackKind {
+pub(crate) enum CallbackKind {
     /// Session monitoring: connections, streams, the session's end.
     Session,
     /// Archive status.
@@ -17,7 +17,7 @@ pub enum CallbackKind {
 
 impl CallbackKind {
     /// The label used in metrics and logs.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Session => "session",
             Self::Archive => "archive",
@@ -36,23 +36,15 @@ pub enum Callback {
 
 impl Callback {
     /// The callback kind, which names the secret that must have signed it.
-    pub fn kind(&self) -> CallbackKind {
+    pub(crate) fn kind(&self) -> CallbackKind {
         match self {
             Self::Session(_) => CallbackKind::Session,
             Self::Archive(_) => CallbackKind::Archive,
         }
     }
 
-    /// The session the callback is about.
-    pub fn session_id(&self) -> &str {
-        match self {
-            Self::Session(event) => &event.session_id,
-            Self::Archive(event) => &event.session_id,
-        }
-    }
-
     /// The project (legacy credentials) or application the callback is for.
-    pub fn owner(&self) -> Option<&str> {
+    pub(crate) fn owner(&self) -> Option<&str> {
         match self {
             Self::Session(event) => event.owner.as_deref(),
             Self::Archive(event) => event.owner.as_deref(),
@@ -66,9 +58,9 @@ pub struct SessionEvent {
     /// The session.
     pub session_id: String,
     /// `projectId` (legacy credentials) or `applicationId`.
-    pub owner: Option<String>,
+    pub(crate) owner: Option<String>,
     /// When it happened at Vonage, epoch ms (events arrive late and out of order: apply by this).
-    pub timestamp: u64,
+    pub(crate) timestamp: u64,
     /// What happened.
     pub kind: SessionEventKind,
 }
@@ -107,7 +99,7 @@ pub enum SessionEventKind {
 impl SessionEventKind {
     /// The event's name for metrics: a known event's, else `other` (a sender cannot mint
     /// label values).
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Self::ConnectionCreated(_) => "connectionCreated",
             Self::ConnectionDestroyed { .. } => "connectionDestroyed",
@@ -127,7 +119,7 @@ pub struct ConnectionInfo {
     pub id: String,
     /// When it connected, epoch ms.
     #[serde(default)]
-    pub created_at: Option<u64>,
+    pub(crate) created_at: Option<u64>,
     /// The connection data bound into the client token.
     #[serde(default)]
     pub data: Option<String>,
@@ -138,19 +130,19 @@ pub struct ConnectionInfo {
 #[serde(rename_all = "camelCase")]
 pub struct StreamInfo {
     /// The stream ID.
-    pub id: String,
+    pub(crate) id: String,
     /// The publishing connection.
     #[serde(default)]
-    pub connection: Option<ConnectionInfo>,
+    pub(crate) connection: Option<ConnectionInfo>,
     /// `camera`, `screen`, `custom`.
     #[serde(default)]
-    pub video_type: Option<String>,
+    pub(crate) video_type: Option<String>,
     /// The publisher's stream name.
     #[serde(default)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// When it started, epoch ms.
     #[serde(default)]
-    pub created_at: Option<u64>,
+    pub(crate) created_at: Option<u64>,
 }
 
 /// An archive-status update: the archive's JSON as the REST API shows it.
@@ -159,19 +151,19 @@ pub struct ArchiveEvent {
     /// The archive ID.
     pub id: String,
     /// Its session.
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// `projectId` / `applicationId`, when present.
-    pub owner: Option<String>,
+    pub(crate) owner: Option<String>,
     /// `started`, `paused`, `stopped`, `uploaded`, `available`, `failed`, ...
     pub status: String,
     /// The whole archive object.
-    pub archive: Value,
+    pub(crate) archive: Value,
 }
 
 /// The body is not a callback this service can read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unreadable callback payload: {0}")]
-pub struct ParseError(pub String);
+pub(crate) struct ParseError(pub(crate) String);
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -214,7 +206,7 @@ fn required<T>(value: Option<T>, what: &str) -> Result<T, ParseError> {
 
 /// Parses a callback body. An archive update is recognised by its `status` and `id` without
 /// a session event name (Vonage may add `"event": "archive"`).
-pub fn parse(body: &[u8]) -> Result<Callback, ParseError> {
+pub(crate) fn parse(body: &[u8]) -> Result<Callback, ParseError> {
     let raw: Value = serde_json::from_slice(body).map_err(|e| ParseError(e.to_string()))?;
     let envelope: Envelope =
         serde_json::from_value(raw.clone()).map_err(|e| ParseError(e.to_string()))?;

@@ -16,7 +16,7 @@ use crate::auth::{Budget, CallerKey, RateLimited};
 const SWEEP_EVERY: u64 = 4096;
 
 /// Callbacks per source address.
-pub struct CallbackLimiter {
+pub(crate) struct CallbackLimiter {
     limiter: DefaultKeyedRateLimiter<CallerKey>,
     per_minute: u32,
     burst: u32,
@@ -34,7 +34,7 @@ impl std::fmt::Debug for CallbackLimiter {
 
 impl CallbackLimiter {
     /// A limiter of `per_minute` with `burst` (both validated non-zero; 1 otherwise).
-    pub fn new(per_minute: u32, burst: u32) -> Self {
+    pub(crate) fn new(per_minute: u32, burst: u32) -> Self {
         let rate = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
         let size = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         Self {
@@ -46,7 +46,7 @@ impl CallbackLimiter {
     }
 
     /// Spends one callback of `ip`'s budget.
-    pub fn check(&self, ip: IpAddr) -> Result<(), RateLimited> {
+    pub(crate) fn check(&self, ip: IpAddr) -> Result<(), RateLimited> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.limiter.retain_recent();
         }

@@ -2,12 +2,12 @@
 //! the payload model ([`event`]) and the seam between the receiver that verifies callbacks and
 //! what applies them ([`CallbackSink`]): the receiver hands over only callbacks it has verified.
 
-pub mod archives;
+pub(crate) mod archives;
 pub mod event;
-pub mod limit;
-pub mod receiver;
-pub mod replay;
-pub mod verify;
+pub(crate) mod limit;
+pub(crate) mod receiver;
+pub(crate) mod replay;
+pub(crate) mod verify;
 
 use crate::rooms::store::StoreError;
 use event::Callback;
@@ -24,7 +24,7 @@ pub enum Applied {
 
 impl Applied {
     /// The metric label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Applied => "applied",
             Self::Ignored => "ignored",
@@ -37,15 +37,4 @@ impl Applied {
 pub trait CallbackSink: Send + Sync + std::fmt::Debug {
     /// Applies one verified callback; `received_at` is epoch ms on arrival.
     async fn apply(&self, callback: &Callback, received_at: u64) -> Result<Applied, StoreError>;
-}
-
-/// Ignores every callback (no room lifecycle wired in).
-#[derive(Debug, Default)]
-pub struct IgnoreAll;
-
-#[async_trait::async_trait]
-impl CallbackSink for IgnoreAll {
-    async fn apply(&self, _callback: &Callback, _received_at: u64) -> Result<Applied, StoreError> {
-        Ok(Applied::Ignored)
-    }
 }

@@ -23,7 +23,7 @@ use crate::rooms::store::StoreError;
 
 /// The receiver's configuration and stores. Built once in `app`.
 #[derive(Debug)]
-pub struct Receiver {
+pub(crate) struct Receiver {
     enabled: bool,
     verifier: Verifier,
     limiter: CallbackLimiter,
@@ -79,7 +79,7 @@ fn refuse_because(
 }
 
 /// Epoch milliseconds now.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -88,7 +88,7 @@ pub fn now_ms() -> u64 {
 impl Receiver {
     /// The receiver of `[callbacks]` for callbacks to `owner`, claiming `jti`s in `replay`;
     /// sources are resolved through `auth.trusted_proxies`.
-    pub fn new(config: &Config, owner: Owner, replay: Arc<dyn ReplayStore>) -> Self {
+    pub(crate) fn new(config: &Config, owner: Owner, replay: Arc<dyn ReplayStore>) -> Self {
         let trusted_proxies = TrustedProxies::new(&config.auth);
         let config = &config.callbacks;
         Self {
@@ -112,7 +112,7 @@ impl Receiver {
     }
 
     /// Handles one delivery: verifies it and hands it to `sink`. `Ok` is answered 204.
-    pub async fn receive(
+    pub(crate) async fn receive(
         &self,
         parts: &Parts,
         body: &[u8],

@@ -18,7 +18,7 @@ const MEMORY_CAPACITY: usize = 200_000;
 
 /// Claims made once.
 #[async_trait::async_trait]
-pub trait ReplayStore: Send + Sync + std::fmt::Debug {
+pub(crate) trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// Claims `name`/`id` for `ttl`: true the first time, false while an earlier claim lives.
     async fn claim(&self, name: &str, id: &str, ttl: Duration) -> Result<bool, StoreError>;
 
@@ -28,13 +28,13 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
 
 /// One replica's claims.
 #[derive(Debug, Default)]
-pub struct MemoryReplayStore {
+pub(crate) struct MemoryReplayStore {
     claims: Mutex<HashMap<String, Instant>>,
 }
 
 impl MemoryReplayStore {
     /// An empty store.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 }
@@ -71,7 +71,7 @@ impl ReplayStore for MemoryReplayStore {
 }
 
 /// Claims in the shared Redis.
-pub struct RedisReplayStore {
+pub(crate) struct RedisReplayStore {
     connection: RedisConnection,
     prefix: String,
     timeout: Duration,
@@ -87,7 +87,11 @@ impl std::fmt::Debug for RedisReplayStore {
 
 impl RedisReplayStore {
     /// Uses the shared connection; every call is bounded by `timeout`.
-    pub fn with_connection(connection: RedisConnection, prefix: &str, timeout: Duration) -> Self {
+    pub(crate) fn with_connection(
+        connection: RedisConnection,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Self {
         Self {
             connection,
             prefix: prefix.to_owned(),
@@ -97,7 +101,7 @@ impl RedisReplayStore {
 
     /// The key of a claim; `id` is hash-tagged (braces in it cannot move the slot: Redis tags
     /// on the first `{…}`, which is ours).
-    pub fn key(&self, name: &str, id: &str) -> String {
+    pub(crate) fn key(&self, name: &str, id: &str) -> String {
         format!("{}:callback:{name}:{{{id}}}", self.prefix)
     }
 }

@@ -15,7 +15,7 @@ use super::event::{Callback, CallbackKind};
 
 /// Why a callback was refused, as the log and the metric's `outcome` say it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// No `Authorization` header.
     Unsigned,
     /// An `Authorization` that is not `Bearer <JWT>`, or a JWT that cannot be read.
@@ -40,7 +40,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The metric label and log reason.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Unsigned => "unsigned",
             Self::Malformed => "malformed",
@@ -58,7 +58,7 @@ impl Refusal {
 
 /// Whose callbacks these are: our credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Owner {
+pub(crate) enum Owner {
     /// A Vonage application: `application_id` must be its ID.
     Application(String),
     /// A legacy project: `api_key` must be its API key.
@@ -74,7 +74,7 @@ impl Owner {
 }
 
 /// What verification needs; built once from the config.
-pub struct Verifier {
+pub(crate) struct Verifier {
     session_secret: Option<DecodingKey>,
     archive_secret: Option<DecodingKey>,
     owner: Owner,
@@ -95,11 +95,11 @@ impl std::fmt::Debug for Verifier {
 
 /// The verified token's claims the receiver still needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified {
+pub(crate) struct Verified {
     /// The token's ID, to claim once.
-    pub jti: String,
+    pub(crate) jti: String,
     /// When Vonage signed it, epoch seconds.
-    pub iat: u64,
+    pub(crate) iat: u64,
 }
 
 #[derive(Deserialize)]
@@ -138,7 +138,7 @@ fn lower_hex(bytes: &[u8]) -> String {
 
 impl Verifier {
     /// A verifier for callbacks to `owner`, with the per-kind secrets.
-    pub fn new(
+    pub(crate) fn new(
         session_secret: Option<&SecretString>,
         archive_secret: Option<&SecretString>,
         owner: Owner,
@@ -157,13 +157,8 @@ impl Verifier {
         }
     }
 
-    /// The owner callbacks must be for.
-    pub fn owner(&self) -> &Owner {
-        &self.owner
-    }
-
     /// True when the body names another owner than ours (checked for unsigned callbacks too).
-    pub fn foreign(&self, callback: &Callback) -> bool {
+    pub(crate) fn foreign(&self, callback: &Callback) -> bool {
         callback
             .owner()
             .is_some_and(|owner| owner != self.owner.id())
@@ -171,7 +166,7 @@ impl Verifier {
 
     /// Verifies `authorization` (the header's value, if any) for `callback` parsed from
     /// `body`, at `now` (epoch seconds).
-    pub fn verify(
+    pub(crate) fn verify(
         &self,
         authorization: Option<&[u8]>,
         body: &[u8],

@@ -5,16 +5,16 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
 /// `auth.public_key_file`, read and parsed at load.
 #[derive(Debug, Clone)]
-pub struct PublicKey {
+pub(crate) struct PublicKey {
     /// The key.
-    pub key: DecodingKey,
+    pub(crate) key: DecodingKey,
     /// Its type, which decides the algorithms it may verify.
-    pub kind: KeyType,
+    pub(crate) kind: KeyType,
 }
 
 /// The key type, as far as algorithm pinning is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyType {
+pub(crate) enum KeyType {
     /// RSA public key (`RS*`, `PS*`).
     Rsa,
     /// Elliptic-curve public key (`ES*`).
@@ -26,7 +26,7 @@ pub enum KeyType {
 }
 
 /// The key type of an algorithm, for config validation.
-pub fn key_type_of(algorithm: Algorithm) -> KeyType {
+pub(crate) fn key_type_of(algorithm: Algorithm) -> KeyType {
     match algorithm.family() {
         AlgorithmFamily::Hmac => KeyType::Hmac,
         AlgorithmFamily::Rsa => KeyType::Rsa,
@@ -36,7 +36,7 @@ pub fn key_type_of(algorithm: Algorithm) -> KeyType {
 }
 
 /// Parses a PEM public key (RSA, EC or Ed25519) and tells its type.
-pub fn parse_public_key_pem(pem: &[u8]) -> Result<(DecodingKey, KeyType), String> {
+pub(crate) fn parse_public_key_pem(pem: &[u8]) -> Result<(DecodingKey, KeyType), String> {
     if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
         return Ok((key, KeyType::Rsa));
     }

@@ -22,18 +22,20 @@ mod sections;
 mod tests;
 mod validate;
 
-pub use keys::{KeyType, PublicKey, key_type_of, parse_public_key_pem};
-pub use net::IpNet;
+pub(crate) use keys::{KeyType, PublicKey, key_type_of, parse_public_key_pem};
+pub(crate) use net::IpNet;
 pub(crate) use net::canonical;
-pub use origin::check_origin;
-pub use report::{REDACTED, Report, set_by_user};
-pub use secrets::{EmulatorSecrets, callback_secrets, emulator_secrets};
+pub(crate) use origin::check_origin;
+pub(crate) use report::Report;
+pub use report::{REDACTED, set_by_user};
+pub use secrets::{callback_secrets, emulator_secrets};
 use secrets::{credentials_from_env, secret_var};
-pub use sections::{
-    ArchivesConfig, AuthConfig, AuthMode, CallbacksConfig, CorsConfig, CredentialSecrets,
-    LogConfig, LogFormat, MetricsConfig, ModerationConfig, RateLimitsConfig, RoomStoreKind,
-    RoomsConfig, ServerConfig, TokensConfig, VideoConfig,
+pub(crate) use sections::{
+    ArchivesConfig, AuthConfig, CallbacksConfig, CorsConfig, CredentialSecrets, MetricsConfig,
+    ModerationConfig, RateLimitsConfig, RoomStoreKind, RoomsConfig, ServerConfig, TokensConfig,
+    VideoConfig,
 };
+pub use sections::{AuthMode, LogConfig, LogFormat};
 
 /// The compiled-in defaults, so the binary runs from any directory.
 const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -44,7 +46,7 @@ pub const SESSION_CALLBACK_SECRET: &str = "VONAGE_SESSION_CALLBACK_SECRET";
 pub const ARCHIVE_CALLBACK_SECRET: &str = "VONAGE_ARCHIVE_CALLBACK_SECRET";
 /// The longest `video.rest_jwt_reuse_seconds` (`video::rest_jwt::MAX_REUSE_SECS`, which a
 /// test there keeps equal: `config` imports nothing from `video`).
-pub const REST_JWT_MAX_REUSE_SECONDS: u64 = 120;
+pub(crate) const REST_JWT_MAX_REUSE_SECONDS: u64 = 120;
 
 /// What validation parsed, handed over so nothing parses it again.
 struct Parsed {
@@ -54,7 +56,7 @@ struct Parsed {
 }
 
 /// Vonage's hard cap on a client token's lifetime: 30 days.
-pub const TOKEN_TTL_HARD_CAP_SECONDS: u64 = 30 * 24 * 3600;
+pub(crate) const TOKEN_TTL_HARD_CAP_SECONDS: u64 = 30 * 24 * 3600;
 
 /// Everything the service is configured with.
 #[derive(Debug, Clone, Deserialize)]
@@ -63,30 +65,30 @@ pub struct Config {
     /// The HTTP server.
     pub server: ServerConfig,
     /// The Vonage Video API connection.
-    pub video: VideoConfig,
+    pub(crate) video: VideoConfig,
     /// Client token policy.
-    pub tokens: TokensConfig,
+    pub(crate) tokens: TokensConfig,
     /// Who may call.
     pub auth: AuthConfig,
     /// Named rooms.
-    pub rooms: RoomsConfig,
+    pub(crate) rooms: RoomsConfig,
     /// Per-caller rate limits.
     pub rate_limits: RateLimitsConfig,
     /// Browser origins allowed to call.
     pub cors: CorsConfig,
     /// Prometheus metrics.
-    pub metrics: MetricsConfig,
+    pub(crate) metrics: MetricsConfig,
     /// Logging.
     pub log: LogConfig,
     /// Moderation: signals and bans.
-    pub moderation: ModerationConfig,
+    pub(crate) moderation: ModerationConfig,
     /// Archives of rooms.
-    pub archives: ArchivesConfig,
+    pub(crate) archives: ArchivesConfig,
     /// Vonage's callbacks: verification and the receiver's limits.
     pub callbacks: CallbacksConfig,
     /// Vonage credentials, from their own env vars (never from files).
     #[serde(skip)]
-    pub credentials: Option<CredentialSecrets>,
+    pub(crate) credentials: Option<CredentialSecrets>,
 }
 
 /// A configuration problem, naming the key or variable at fault.
@@ -150,7 +152,8 @@ impl Config {
     }
 
     /// Loads, then validates, everything: the figment layers and the credential env vars.
-    pub fn load(sources: &Sources<'_>) -> Result<Self, ConfigError> {
+    #[cfg(test)]
+    pub(crate) fn load(sources: &Sources<'_>) -> Result<Self, ConfigError> {
         Self::from_figment(Self::figment(sources)?, sources.env)
     }
 
@@ -259,12 +262,12 @@ impl Config {
     }
 
     /// `server.request_timeout_ms` as a duration.
-    pub fn request_timeout(&self) -> Duration {
+    pub(crate) fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.server.request_timeout_ms)
     }
 
     /// How long a ban lasts: `moderation.ban_seconds`, else the room TTL.
-    pub fn ban_duration(&self) -> Duration {
+    pub(crate) fn ban_duration(&self) -> Duration {
         Duration::from_secs(match self.moderation.ban_seconds {
             0 => self.rooms.ttl_seconds,
             seconds => seconds,

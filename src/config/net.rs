@@ -5,14 +5,14 @@ use std::str::FromStr;
 
 /// An address range, `10.0.0.0/8` or `::1` (a single address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
+pub(crate) struct IpNet {
     addr: IpAddr,
     prefix: u8,
 }
 
 impl IpNet {
     /// True when `ip` is in the range.
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 mask(u128::from(u32::from(net)), 32, self.prefix)

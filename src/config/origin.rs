@@ -1,7 +1,7 @@
 //! The shape of a `cors.allowed_origins` entry.
 
 /// Checks one `cors.allowed_origins` entry; the message explains what is wrong.
-pub fn check_origin(entry: &str) -> Result<(), String> {
+pub(crate) fn check_origin(entry: &str) -> Result<(), String> {
     let (candidate, any_port) = match entry.strip_suffix(":*") {
         Some(head) => (head, true),
         None => (entry, false),

@@ -151,7 +151,7 @@ fn is_credential(key: &str) -> bool {
 }
 
 impl Config {
-    /// Loads like [`Config::load`], but finds every problem rather than the first.
+    /// Loads like `Config::load`, but finds every problem rather than the first.
     pub fn load_reporting(sources: &Sources<'_>) -> Report {
         let mut problems = Vec::new();
         let figment = match Self::figment(sources) {

@@ -18,75 +18,75 @@ pub struct ServerConfig {
     /// Listen address.
     pub listen: SocketAddr,
     /// End-to-end limit for one request.
-    pub request_timeout_ms: u64,
+    pub(crate) request_timeout_ms: u64,
     /// Largest request body accepted.
-    pub body_limit_bytes: usize,
+    pub(crate) body_limit_bytes: usize,
     /// How long `/readyz` reports draining before the listener closes.
-    pub drain_delay_ms: u64,
+    pub(crate) drain_delay_ms: u64,
     /// How long in-flight requests may take to finish after the listener closes.
-    pub shutdown_timeout_ms: u64,
+    pub(crate) shutdown_timeout_ms: u64,
     /// Most requests served at once.
-    pub max_in_flight: usize,
+    pub(crate) max_in_flight: usize,
     /// Header read (and idle keep-alive) timeout; also the deadline of a new connection's
     /// first request (or HTTP/2 preface and first stream).
-    pub header_read_timeout_ms: u64,
+    pub(crate) header_read_timeout_ms: u64,
     /// Longest time a request body may take to arrive (408 `request_timeout` after it).
-    pub body_read_timeout_ms: u64,
+    pub(crate) body_read_timeout_ms: u64,
     /// Most open connections from one peer address (trusted proxies exempt).
-    pub max_connections_per_ip: usize,
+    pub(crate) max_connections_per_ip: usize,
     /// Most requests in flight (bodies still arriving included) from one client IP.
-    pub max_in_flight_per_ip: usize,
+    pub(crate) max_in_flight_per_ip: usize,
     /// Serve cleartext HTTP/2 (prior knowledge, h2c) besides HTTP/1.1.
-    pub http2: bool,
+    pub(crate) http2: bool,
     /// Most concurrent HTTP/2 streams per connection.
-    pub http2_max_concurrent_streams: u32,
+    pub(crate) http2_max_concurrent_streams: u32,
     /// An HTTP/2 connection with no request in flight for this long is closed.
-    pub http2_idle_timeout_ms: u64,
+    pub(crate) http2_idle_timeout_ms: u64,
     /// Interval of HTTP/2 keep-alive pings (a peer that does not answer within it is dropped).
-    pub http2_keep_alive_interval_ms: u64,
+    pub(crate) http2_keep_alive_interval_ms: u64,
 }
 
 /// `[video]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct VideoConfig {
+pub(crate) struct VideoConfig {
     /// Base URL; empty means the default for the credential kind.
-    pub api_url: String,
+    pub(crate) api_url: String,
     /// `api_url`, parsed at load (`None`: the default for the credential kind).
     #[serde(skip)]
-    pub api: Option<Url>,
+    pub(crate) api: Option<Url>,
     /// Connect timeout for Vonage calls.
-    pub connect_timeout_ms: u64,
+    pub(crate) connect_timeout_ms: u64,
     /// Timeout of one attempt.
-    pub timeout_ms: u64,
+    pub(crate) timeout_ms: u64,
     /// Deadline of a whole call, retries included.
-    pub request_deadline_ms: u64,
+    pub(crate) request_deadline_ms: u64,
     /// Retries of transient failures.
-    pub max_retries: u32,
+    pub(crate) max_retries: u32,
     /// First backoff.
-    pub retry_base_ms: u64,
+    pub(crate) retry_base_ms: u64,
     /// Longest backoff.
-    pub retry_max_ms: u64,
+    pub(crate) retry_max_ms: u64,
     /// Most concurrent Vonage calls.
-    pub max_concurrent_calls: usize,
+    pub(crate) max_concurrent_calls: usize,
     /// Consecutive failures that open the breaker.
-    pub breaker_failure_threshold: u32,
+    pub(crate) breaker_failure_threshold: u32,
     /// How long the breaker stays open.
-    pub breaker_open_ms: u64,
+    pub(crate) breaker_open_ms: u64,
     /// How long one REST JWT is reused; 0: a fresh one per call.
-    pub rest_jwt_reuse_seconds: u64,
+    pub(crate) rest_jwt_reuse_seconds: u64,
 }
 
 /// `[tokens]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TokensConfig {
+pub(crate) struct TokensConfig {
     /// Lifetime when the caller asks for none.
-    pub default_ttl_seconds: u64,
+    pub(crate) default_ttl_seconds: u64,
     /// Longest lifetime granted.
-    pub max_ttl_seconds: u64,
+    pub(crate) max_ttl_seconds: u64,
     /// Legacy token format.
-    pub legacy_format: LegacyTokenFormat,
+    pub(crate) legacy_format: LegacyTokenFormat,
 }
 
 /// `[auth]`
@@ -100,50 +100,50 @@ pub struct AuthConfig {
     /// Scopes every anonymous caller has.
     pub anonymous_scopes: Vec<Scope>,
     /// Required `iss` of bearer tokens (`mode = "jwt"`).
-    pub issuer: String,
+    pub(crate) issuer: String,
     /// Required `aud` of bearer tokens (`mode = "jwt"`).
-    pub audience: String,
+    pub(crate) audience: String,
     /// The identity provider's JWKS URL.
-    pub jwks_url: String,
+    pub(crate) jwks_url: String,
     /// A PEM public key file, instead of a JWKS.
-    pub public_key_file: String,
+    pub(crate) public_key_file: String,
     /// Algorithms accepted from RSA keys.
-    pub rsa_algorithms: Vec<Algorithm>,
+    pub(crate) rsa_algorithms: Vec<Algorithm>,
     /// Algorithms accepted from EC keys.
-    pub ec_algorithms: Vec<Algorithm>,
+    pub(crate) ec_algorithms: Vec<Algorithm>,
     /// Algorithms accepted from Ed25519 keys.
-    pub ed_algorithms: Vec<Algorithm>,
+    pub(crate) ed_algorithms: Vec<Algorithm>,
     /// Algorithms accepted with the HS256 secret.
-    pub hmac_algorithms: Vec<Algorithm>,
+    pub(crate) hmac_algorithms: Vec<Algorithm>,
     /// Clock skew allowed on `exp` and `nbf`.
-    pub leeway_seconds: u64,
+    pub(crate) leeway_seconds: u64,
     /// Claims read for scopes (space-separated string or array), all of them.
-    pub scope_claims: Vec<String>,
+    pub(crate) scope_claims: Vec<String>,
     /// Claim holding the caller's display name.
-    pub name_claim: String,
+    pub(crate) name_claim: String,
     /// Connect and total timeout of a JWKS fetch.
-    pub jwks_timeout_ms: u64,
+    pub(crate) jwks_timeout_ms: u64,
     /// How long fetched keys are used before a refresh.
-    pub jwks_cache_seconds: u64,
+    pub(crate) jwks_cache_seconds: u64,
     /// Least time between two JWKS fetches (unknown `kid`s cannot force more).
-    pub jwks_refresh_min_interval_ms: u64,
+    pub(crate) jwks_refresh_min_interval_ms: u64,
     /// Proxies whose `X-Forwarded-For` is believed (IPs or CIDR ranges).
-    pub trusted_proxies: Vec<String>,
+    pub(crate) trusted_proxies: Vec<String>,
     /// `VONAGE_SESSIONS_AUTH_HS256_SECRET[_FILE]` (env only; redacted from `Debug`).
     #[serde(skip)]
     pub hs256_secret: Option<SecretString>,
     /// Contents of `public_key_file`, read at load.
     #[serde(skip)]
-    pub public_key_pem: Option<String>,
+    pub(crate) public_key_pem: Option<String>,
     /// `public_key_file`'s key, parsed at load (`mode = "jwt"` only).
     #[serde(skip)]
-    pub public_key: Option<PublicKey>,
+    pub(crate) public_key: Option<PublicKey>,
     /// `trusted_proxies`, parsed at load.
     #[serde(skip)]
-    pub trusted_proxy_nets: Arc<[IpNet]>,
+    pub(crate) trusted_proxy_nets: Arc<[IpNet]>,
     /// `jwks_url`, parsed at load (`mode = "jwt"` with a JWKS only).
     #[serde(skip)]
-    pub jwks: Option<Url>,
+    pub(crate) jwks: Option<Url>,
 }
 
 /// `[rate_limits]`
@@ -157,9 +157,9 @@ pub struct RateLimitsConfig {
     /// Burst of creations.
     pub create_burst: u32,
     /// Sustained rate of joins, tokens and other room calls, per caller.
-    pub join_per_minute: u32,
+    pub(crate) join_per_minute: u32,
     /// Burst of joins.
-    pub join_burst: u32,
+    pub(crate) join_burst: u32,
 }
 
 /// `[cors]`
@@ -169,9 +169,9 @@ pub struct CorsConfig {
     /// Exact origins allowed (`scheme://host[:port]`, `scheme://host:*`, or `"*"` alone).
     pub allowed_origins: Vec<String>,
     /// Whether browsers may send credentials (cookies); never with `"*"`.
-    pub allow_credentials: bool,
+    pub(crate) allow_credentials: bool,
     /// How long browsers may cache a preflight answer.
-    pub max_age_seconds: u64,
+    pub(crate) max_age_seconds: u64,
 }
 
 /// `auth.mode`.
@@ -190,48 +190,48 @@ pub enum AuthMode {
 /// `[metrics]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MetricsConfig {
+pub(crate) struct MetricsConfig {
     /// Separate listen address for `/metrics`; empty means the main listener.
-    pub listen: String,
+    pub(crate) listen: String,
 }
 
 /// `[rooms]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RoomsConfig {
+pub(crate) struct RoomsConfig {
     /// Which store maps rooms to sessions.
-    pub store: RoomStoreKind,
+    pub(crate) store: RoomStoreKind,
     /// Redis URL (may hold a password: redacted from `Debug`).
-    pub redis_url: SecretString,
+    pub(crate) redis_url: SecretString,
     /// Redis Sentinel: the sentinels' URLs (redacted from `Debug`).
-    pub redis_sentinels: Vec<SecretString>,
+    pub(crate) redis_sentinels: Vec<SecretString>,
     /// Redis Sentinel: the monitored master's name.
-    pub redis_sentinel_master: String,
+    pub(crate) redis_sentinel_master: String,
     /// Redis Cluster: some of its nodes' URLs (redacted from `Debug`).
-    pub redis_cluster_urls: Vec<SecretString>,
+    pub(crate) redis_cluster_urls: Vec<SecretString>,
     /// Prefix of Redis keys.
-    pub key_prefix: String,
+    pub(crate) key_prefix: String,
     /// Sliding TTL of a room.
-    pub ttl_seconds: u64,
+    pub(crate) ttl_seconds: u64,
     /// Lifetime of a creation claim.
-    pub claim_ms: u64,
+    pub(crate) claim_ms: u64,
     /// How long a joiner waits for another's claim.
-    pub join_wait_ms: u64,
+    pub(crate) join_wait_ms: u64,
     /// Bound on each store call.
-    pub store_timeout_ms: u64,
+    pub(crate) store_timeout_ms: u64,
     /// How often each active room's presence is reconciled with Vonage's connection list
     /// (0: never).
-    pub reconcile_seconds: u64,
+    pub(crate) reconcile_seconds: u64,
     /// How long an issued token holds a seat before its connection appears.
-    pub seat_hold_seconds: u64,
+    pub(crate) seat_hold_seconds: u64,
     /// How long a room stays empty before its mapping is retired.
-    pub empty_retire_seconds: u64,
+    pub(crate) empty_retire_seconds: u64,
 }
 
 /// `rooms.store`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RoomStoreKind {
+pub(crate) enum RoomStoreKind {
     /// In-process: one replica.
     Memory,
     /// Redis: many replicas.
@@ -262,7 +262,7 @@ pub enum LogFormat {
 
 /// Vonage credentials as read from the environment; parsed by `video::Credentials`.
 #[derive(Debug, Clone)]
-pub enum CredentialSecrets {
+pub(crate) enum CredentialSecrets {
     /// `VONAGE_APPLICATION_ID` + `VONAGE_PRIVATE_KEY[_FILE]`.
     Application {
         /// The application ID.
@@ -282,20 +282,20 @@ pub enum CredentialSecrets {
 /// `[moderation]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ModerationConfig {
+pub(crate) struct ModerationConfig {
     /// Whether `video:join` callers may signal one connection (signals to all need
     /// `video:moderate`).
-    pub join_may_signal: bool,
+    pub(crate) join_may_signal: bool,
     /// How long a ban lasts; 0 means `rooms.ttl_seconds`.
-    pub ban_seconds: u64,
+    pub(crate) ban_seconds: u64,
 }
 
 /// `[archives]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ArchivesConfig {
+pub(crate) struct ArchivesConfig {
     /// Stop archives still recording in a room that ended (`expiresAt`) or was retired empty.
-    pub stop_when_empty: bool,
+    pub(crate) stop_when_empty: bool,
 }
 
 /// `[callbacks]`: Vonage's signed callbacks to `POST /vonage/callbacks` (docs/callbacks.md).
@@ -303,19 +303,19 @@ pub struct ArchivesConfig {
 #[serde(deny_unknown_fields)]
 pub struct CallbacksConfig {
     /// Whether `POST /vonage/callbacks` is served at all (off: 404).
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Oldest `iat` accepted; also how long a `jti` is remembered.
-    pub max_age_seconds: u64,
+    pub(crate) max_age_seconds: u64,
     /// How far in the future an `iat` may be.
-    pub clock_skew_seconds: u64,
+    pub(crate) clock_skew_seconds: u64,
     /// Accept unsigned callbacks (legacy setups without secure callbacks).
-    pub allow_unsigned: bool,
+    pub(crate) allow_unsigned: bool,
     /// With `allow_unsigned`: the only peers unsigned callbacks are accepted from (CIDRs).
-    pub trusted_sources: Vec<String>,
+    pub(crate) trusted_sources: Vec<String>,
     /// Sustained callbacks per minute from one source address.
-    pub per_minute: u32,
+    pub(crate) per_minute: u32,
     /// Burst of callbacks from one source address.
-    pub burst: u32,
+    pub(crate) burst: u32,
     /// `VONAGE_SESSION_CALLBACK_SECRET[_FILE]` (env only; redacted from `Debug`).
     #[serde(skip)]
     pub session_secret: Option<SecretString>,
@@ -324,5 +324,5 @@ pub struct CallbacksConfig {
     pub archive_secret: Option<SecretString>,
     /// `trusted_sources`, parsed at load.
     #[serde(skip)]
-    pub trusted_source_nets: Arc<[IpNet]>,
+    pub(crate) trusted_source_nets: Arc<[IpNet]>,
 }

@@ -72,17 +72,17 @@ impl fmt::Debug for CallbackSettings {
 /// Delivery faults; all off by default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
-pub struct CallbackFaults {
+pub(crate) struct CallbackFaults {
     /// The first attempt carries no signature (Vonage's rare internal-error case).
-    pub unsigned: bool,
+    pub(crate) unsigned: bool,
     /// Every event is delivered twice.
-    pub duplicate: bool,
+    pub(crate) duplicate: bool,
     /// Every event is held back until the next one has been delivered.
-    pub reorder: bool,
+    pub(crate) reorder: bool,
     /// Every event is sent this much later, outside the queue.
-    pub delay_ms: u64,
+    pub(crate) delay_ms: u64,
     /// Events are never sent.
-    pub drop: bool,
+    pub(crate) drop: bool,
 }
 
 /// A session-monitoring event.

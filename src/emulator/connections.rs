@@ -46,33 +46,33 @@ use super::state::{SessionRecord, Shared};
 /// A connected client.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Connection {
+pub(crate) struct Connection {
     /// The connection ID (a UUID, as real ones).
-    pub connection_id: String,
+    pub(crate) connection_id: String,
     /// The session it is connected to.
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// When it connected, epoch milliseconds.
-    pub created_at: u64,
+    pub(crate) created_at: u64,
     /// The token's connection data (`connection_data` or `data`), if any.
-    pub data: Option<String>,
+    pub(crate) data: Option<String>,
     /// The token's role.
-    pub role: String,
+    pub(crate) role: String,
 }
 
 /// A published stream.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Stream {
+pub(crate) struct Stream {
     /// The stream ID (a UUID).
-    pub stream_id: String,
+    pub(crate) stream_id: String,
     /// The connection publishing it.
-    pub connection_id: String,
+    pub(crate) connection_id: String,
     /// `camera`, `screen` or `custom`.
-    pub video_type: String,
+    pub(crate) video_type: String,
     /// The publisher's name, may be empty.
-    pub name: String,
+    pub(crate) name: String,
     /// When it was published, epoch milliseconds.
-    pub created_at: u64,
+    pub(crate) created_at: u64,
 }
 
 /// One session's live state.

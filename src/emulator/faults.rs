@@ -24,7 +24,7 @@ pub struct Faults {
 
 /// Why a [`Faults`] value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FaultsError {
+pub(crate) enum FaultsError {
     /// A rate is not a number in 0..=1.
     #[error("{0} must be between 0 and 1")]
     Rate(&'static str),
@@ -49,7 +49,7 @@ pub(crate) enum Decision {
 
 impl Faults {
     /// Checks the rates, status and latency; the emulator refuses anything else.
-    pub fn validate(&self) -> Result<(), FaultsError> {
+    pub(crate) fn validate(&self) -> Result<(), FaultsError> {
         for (name, rate) in [("errorRate", self.error_rate), ("dropRate", self.drop_rate)] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(FaultsError::Rate(name));

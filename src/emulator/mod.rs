@@ -46,10 +46,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-pub use callbacks::{CallbackFaults, CallbackSettings};
-pub use connections::{Connection, Stream};
+pub use callbacks::CallbackSettings;
 pub use credentials::{ApplicationKey, EmulatorCredentials, LegacyProject};
-pub use faults::{Faults, FaultsError};
+pub use faults::Faults;
 
 use credentials::Verifiers;
 use state::Shared;
@@ -121,11 +120,6 @@ impl Emulator {
     /// mount on another listener (`dev` serves them on the main port too).
     pub fn control_router(&self) -> axum::Router {
         control::router(Arc::clone(&self.shared))
-    }
-
-    /// The address actually bound.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
     }
 
     /// The base URL to give an SDK or client, e.g. `http://127.0.0.1:PORT`. A wildcard bind

@@ -206,7 +206,7 @@ struct Inner {
 
 /// The lifecycle state in a mutex-guarded map, beside the memory room store.
 #[derive(Debug)]
-pub struct MemoryLifecycleStore {
+pub(crate) struct MemoryLifecycleStore {
     inner: Mutex<Inner>,
     rooms: Arc<dyn RoomStore>,
     timings: StoreTimings,
@@ -214,7 +214,7 @@ pub struct MemoryLifecycleStore {
 
 impl MemoryLifecycleStore {
     /// Lifecycle state for the rooms of `rooms`.
-    pub fn new(rooms: Arc<dyn RoomStore>, timings: StoreTimings) -> Self {
+    pub(crate) fn new(rooms: Arc<dyn RoomStore>, timings: StoreTimings) -> Self {
         Self {
             inner: Mutex::default(),
             rooms,

@@ -3,10 +3,10 @@
 //! background task that reconciles presence with Vonage, ends rooms at `expiresAt`, retires
 //! rooms that stay empty and stops their archives.
 
-pub mod memory;
-pub mod policy;
-pub mod redis;
-pub mod store;
+pub(crate) mod memory;
+pub(crate) mod policy;
+pub(crate) mod redis;
+pub(crate) mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,22 +27,22 @@ use store::{
 
 /// Settings from `[rooms]` and `[archives]`.
 #[derive(Debug, Clone)]
-pub struct LifecycleSettings {
+pub(crate) struct LifecycleSettings {
     /// How often each active room is reconciled with Vonage's connection list (zero: never).
-    pub reconcile: Duration,
+    pub(crate) reconcile: Duration,
     /// How long an issued token holds a seat before its connection appears.
-    pub seat_hold: Duration,
+    pub(crate) seat_hold: Duration,
     /// How long a room stays empty before its mapping is retired.
-    pub empty_retire: Duration,
+    pub(crate) empty_retire: Duration,
     /// Stop archives still recording in ended or retired rooms.
-    pub stop_when_empty: bool,
+    pub(crate) stop_when_empty: bool,
     /// Read `sub`/`name` from connection data (only when the service binds it: JWT auth).
-    pub identity_in_data: bool,
+    pub(crate) identity_in_data: bool,
 }
 
 impl LifecycleSettings {
     /// How often the background task looks at the active rooms.
-    pub fn tick(&self) -> Duration {
+    pub(crate) fn tick(&self) -> Duration {
         let mut tick = self.empty_retire.min(Duration::from_secs(5));
         if !self.reconcile.is_zero() {
             tick = tick.min(self.reconcile);
@@ -53,7 +53,7 @@ impl LifecycleSettings {
 
 /// The lifecycle: its store, the Vonage client and the rooms. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Lifecycle(Arc<Inner>);
+pub(crate) struct Lifecycle(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
@@ -72,16 +72,16 @@ struct BoundIdentity {
 
 /// Why a seat could not be had.
 #[derive(Debug, Clone)]
-pub enum SeatError {
-    /// The room is full (the count of participants and held seats).
-    Full(u64),
+pub(crate) enum SeatError {
+    /// The room is full (its participants and held seats reach the maximum).
+    Full,
     /// The store failed.
     Store(StoreError),
 }
 
 impl Lifecycle {
     /// The lifecycle over `store`.
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn LifecycleStore>,
         video: VideoClient,
         rooms: Rooms,
@@ -96,37 +96,32 @@ impl Lifecycle {
     }
 
     /// The sink the callback receiver hands verified callbacks to.
-    pub fn sink(&self) -> Arc<dyn CallbackSink> {
+    pub(crate) fn sink(&self) -> Arc<dyn CallbackSink> {
         Arc::new(self.clone())
     }
 
-    /// The settings.
-    pub fn settings(&self) -> &LifecycleSettings {
-        &self.0.settings
-    }
-
     /// The store.
-    pub fn store(&self) -> &Arc<dyn LifecycleStore> {
+    pub(crate) fn store(&self) -> &Arc<dyn LifecycleStore> {
         &self.0.store
     }
 
     /// The room whose session `session_id` is, if it is a room's.
-    pub async fn room_of(&self, session_id: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) async fn room_of(&self, session_id: &str) -> Result<Option<String>, StoreError> {
         self.0.store.room_of(session_id).await
     }
 
     /// The room's policy.
-    pub async fn policy(&self, room: &str) -> Result<Option<Policy>, StoreError> {
+    pub(crate) async fn policy(&self, room: &str) -> Result<Option<Policy>, StoreError> {
         self.0.store.policy(room).await
     }
 
     /// The room's presence now.
-    pub async fn presence(&self, room: &str) -> Result<PresenceView, StoreError> {
+    pub(crate) async fn presence(&self, room: &str) -> Result<PresenceView, StoreError> {
         self.0.store.presence(room, now_ms()).await
     }
 
     /// Holds a seat for a token about to be issued to `sub` (empty: anonymous).
-    pub async fn take_seat(
+    pub(crate) async fn take_seat(
         &self,
         room: &str,
         sub: &str,
@@ -143,21 +138,25 @@ impl Lifecycle {
         };
         match self.0.store.take_seat(room, &request).await {
             Ok(Seat::Held(count)) => Ok(count),
-            Ok(Seat::Full(count)) => {
+            Ok(Seat::Full(_)) => {
                 metrics::counter!("room_full_refusals_total").increment(1);
-                Err(SeatError::Full(count))
+                Err(SeatError::Full)
             }
             Err(error) => Err(SeatError::Store(error)),
         }
     }
 
     /// Records that `room` maps to `session_id` (so callbacks find it) and is active.
-    pub async fn track(&self, room: &str, session_id: &str) -> Result<(), StoreError> {
+    pub(crate) async fn track(&self, room: &str, session_id: &str) -> Result<(), StoreError> {
         self.0.store.track(room, session_id).await
     }
 
     /// Forgets the room's policy and presence (`DELETE /rooms/{room}`).
-    pub async fn forget(&self, room: &str, session_id: Option<&str>) -> Result<(), StoreError> {
+    pub(crate) async fn forget(
+        &self,
+        room: &str,
+        session_id: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.0.store.forget(room, session_id).await
     }
 
@@ -301,7 +300,7 @@ impl Lifecycle {
 
     /// Runs the background task until the process ends: one per process, and safe with many
     /// (each room is worked on by one replica per tick, under a short lock).
-    pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn spawn(&self) -> tokio::task::JoinHandle<()> {
         let lifecycle = self.clone();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(lifecycle.0.settings.tick());
@@ -316,7 +315,7 @@ impl Lifecycle {
     }
 
     /// One look at every active room.
-    pub async fn tick(&self) -> Result<(), StoreError> {
+    pub(crate) async fn tick(&self) -> Result<(), StoreError> {
         let rooms = self.0.store.active_rooms().await?;
         let mut participants = 0u64;
         for room in &rooms {

@@ -14,7 +14,7 @@ const MAX_MODERATORS: usize = 100;
 /// admin (`PUT /rooms/{room}`). Every field is optional; an absent field does not restrict.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RoomPolicy {
+pub(crate) struct RoomPolicy {
     /// Most participants at once (live connections plus tokens issued in the last
     /// `rooms.seat_hold_seconds` that have not connected yet), 1 to 10000.
     #[schema(minimum = 1, maximum = 10000)]
@@ -23,48 +23,48 @@ pub struct RoomPolicy {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::vocab::whole_number_u32"
     )]
-    pub max_participants: Option<u32>,
+    pub(crate) max_participants: Option<u32>,
     /// Before this time (RFC 3339) no token is issued: 403 `room_not_open`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_before: Option<String>,
+    pub(crate) not_before: Option<String>,
     /// From this time (RFC 3339) no token is issued (403 `room_closed`), tokens expire by it,
     /// and everyone still connected is disconnected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
+    pub(crate) expires_at: Option<String>,
     /// The role of a token that asks for none (default `publisher`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_role: Option<Role>,
+    pub(crate) default_role: Option<Role>,
     /// The only roles tokens of this room may have (moderators may always have `moderator`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowed_roles: Option<Vec<Role>>,
+    pub(crate) allowed_roles: Option<Vec<Role>>,
     /// JWT `sub`s who moderate this room without the global `video:moderate` scope, and get
     /// `moderator` tokens in it (at most 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub moderators: Option<Vec<String>>,
+    pub(crate) moderators: Option<Vec<String>>,
 }
 
 /// A validated policy, as the store keeps it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Policy {
+pub(crate) struct Policy {
     /// Seats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_participants: Option<u32>,
+    pub(crate) max_participants: Option<u32>,
     /// Opens at, epoch ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_before: Option<u64>,
+    pub(crate) not_before: Option<u64>,
     /// Closes at, epoch ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<u64>,
+    pub(crate) expires_at: Option<u64>,
     /// Role when none is asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_role: Option<Role>,
+    pub(crate) default_role: Option<Role>,
     /// The roles allowed (none: whatever the caller may have).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowed_roles: Option<Vec<Role>>,
+    pub(crate) allowed_roles: Option<Vec<Role>>,
     /// Room moderators' `sub`s.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub moderators: Vec<String>,
+    pub(crate) moderators: Vec<String>,
 }
 
 fn parse_time(field: &str, value: &str) -> Result<u64, ApiError> {
@@ -78,13 +78,13 @@ fn parse_time(field: &str, value: &str) -> Result<u64, ApiError> {
 }
 
 /// RFC 3339 (UTC) of epoch milliseconds.
-pub fn rfc3339(epoch_ms: u64) -> String {
+pub(crate) fn rfc3339(epoch_ms: u64) -> String {
     crate::vocab::rfc3339_from_millis(i128::from(epoch_ms)).unwrap_or_default()
 }
 
 impl RoomPolicy {
     /// Validates the policy; errors name fields after `prefix` (e.g. `policy.`).
-    pub fn validate(&self, prefix: &str) -> Result<Policy, ApiError> {
+    pub(crate) fn validate(&self, prefix: &str) -> Result<Policy, ApiError> {
         let field = |name: &str| format!("{prefix}{name}");
         if let Some(max) = self.max_participants
             && !(1..=10_000).contains(&max)
@@ -158,7 +158,7 @@ impl RoomPolicy {
 
 impl Policy {
     /// The policy as callers see it.
-    pub fn to_api(&self) -> RoomPolicy {
+    pub(crate) fn to_api(&self) -> RoomPolicy {
         RoomPolicy {
             max_participants: self.max_participants,
             not_before: self.not_before.map(rfc3339),
@@ -170,12 +170,12 @@ impl Policy {
     }
 
     /// Whether `sub` moderates the room.
-    pub fn is_moderator(&self, sub: &str) -> bool {
+    pub(crate) fn is_moderator(&self, sub: &str) -> bool {
         self.moderators.iter().any(|m| m == sub)
     }
 
     /// 403 `room_not_open` / `room_closed` unless `now_ms` is within the opening hours.
-    pub fn check_open(&self, now_ms: u64) -> Result<(), ApiError> {
+    pub(crate) fn check_open(&self, now_ms: u64) -> Result<(), ApiError> {
         if let Some(open) = self.not_before
             && now_ms < open
         {

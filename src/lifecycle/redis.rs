@@ -207,7 +207,7 @@ return 1
 ";
 
 /// Lifecycle state in Redis; see the module docs.
-pub struct RedisLifecycleStore {
+pub(crate) struct RedisLifecycleStore {
     connection: RedisConnection,
     prefix: String,
     timeout: Duration,
@@ -239,7 +239,7 @@ fn millis(duration: Duration) -> u64 {
 
 impl RedisLifecycleStore {
     /// The store over the deployment's `connection`, with the room store's key prefix.
-    pub fn new(
+    pub(crate) fn new(
         connection: RedisConnection,
         prefix: &str,
         timeout: Duration,

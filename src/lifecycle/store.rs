@@ -13,42 +13,42 @@ use crate::rooms::store::StoreError;
 /// A live connection as presence knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ConnectionEntry {
+pub(crate) struct ConnectionEntry {
     /// The caller's `sub` from the connection data the service bound (JWT auth); none for
     /// anonymous callers and for connections only reconciliation knows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sub: Option<String>,
+    pub(crate) sub: Option<String>,
     /// The caller's display name, from the same data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// When it connected, epoch ms.
-    pub joined_at: u64,
+    pub(crate) joined_at: u64,
     /// The timestamp of the event that wrote it (0: added by reconciliation).
-    pub ts: u64,
+    pub(crate) ts: u64,
     /// Known only from Vonage's connection list (no identity).
     #[serde(default)]
-    pub unknown: bool,
+    pub(crate) unknown: bool,
 }
 
 /// A published stream as presence knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StreamEntry {
+pub(crate) struct StreamEntry {
     /// The publishing connection.
-    pub connection: String,
+    pub(crate) connection: String,
     /// `camera`, `screen`, `custom`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub video_type: Option<String>,
+    pub(crate) video_type: Option<String>,
     /// The publisher's name for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// The timestamp of the event that wrote it.
-    pub ts: u64,
+    pub(crate) ts: u64,
 }
 
 /// A presence change from a session-monitoring callback.
 #[derive(Debug, Clone)]
-pub enum Change {
+pub(crate) enum Change {
     /// `connectionCreated`.
     Connected {
         /// Connection ID.
@@ -77,22 +77,22 @@ pub enum Change {
 
 /// A seat request (a token about to be issued).
 #[derive(Debug, Clone)]
-pub struct SeatRequest {
+pub(crate) struct SeatRequest {
     /// Unique per token.
-    pub hold_id: String,
+    pub(crate) hold_id: String,
     /// The caller's `sub` (empty: anonymous), which the connection's data will carry.
-    pub sub: String,
+    pub(crate) sub: String,
     /// Most participants; none: unlimited (the hold is still placed).
-    pub max: Option<u32>,
+    pub(crate) max: Option<u32>,
     /// Now, epoch ms.
-    pub now: u64,
+    pub(crate) now: u64,
     /// When the hold lapses, epoch ms.
-    pub hold_until: u64,
+    pub(crate) hold_until: u64,
 }
 
 /// The answer to a seat request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Seat {
+pub(crate) enum Seat {
     /// Held; the count including this seat.
     Held(u64),
     /// No seat left; the count.
@@ -101,46 +101,46 @@ pub enum Seat {
 
 /// The presence of one room.
 #[derive(Debug, Clone, Default)]
-pub struct PresenceView {
+pub(crate) struct PresenceView {
     /// Live connections by ID.
-    pub connections: Vec<(String, ConnectionEntry)>,
+    pub(crate) connections: Vec<(String, ConnectionEntry)>,
     /// Streams by ID.
-    pub streams: Vec<(String, StreamEntry)>,
+    pub(crate) streams: Vec<(String, StreamEntry)>,
     /// Live seat holds.
-    pub holds: u64,
+    pub(crate) holds: u64,
     /// Newest activity, epoch ms.
-    pub last_active_at: Option<u64>,
+    pub(crate) last_active_at: Option<u64>,
     /// Since when nothing is connected and no seat is held, epoch ms.
-    pub empty_since: Option<u64>,
+    pub(crate) empty_since: Option<u64>,
     /// Whether callbacks or reconciliation ever told us about this room.
-    pub tracked: bool,
+    pub(crate) tracked: bool,
     /// When the room was ended at `expiresAt` (disconnected), epoch ms.
-    pub ended_at: Option<u64>,
+    pub(crate) ended_at: Option<u64>,
     /// When it was last reconciled, epoch ms.
-    pub reconciled_at: Option<u64>,
+    pub(crate) reconciled_at: Option<u64>,
 }
 
 /// What reconciliation changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Reconciled {
+pub(crate) struct Reconciled {
     /// Entries Vonage no longer lists, dropped.
-    pub dropped: u64,
+    pub(crate) dropped: u64,
     /// Connections Vonage lists that presence did not know, added without identity.
-    pub added: u64,
+    pub(crate) added: u64,
 }
 
 /// Timings the store needs.
 #[derive(Debug, Clone, Copy)]
-pub struct StoreTimings {
+pub(crate) struct StoreTimings {
     /// Lifetime of presence keys and the session map, refreshed by every write.
-    pub ttl: Duration,
+    pub(crate) ttl: Duration,
     /// How long tombstones (destroyed connections and streams) are kept.
-    pub tombstone_keep: Duration,
+    pub(crate) tombstone_keep: Duration,
 }
 
 /// The lifecycle's shared state.
 #[async_trait::async_trait]
-pub trait LifecycleStore: Send + Sync + std::fmt::Debug {
+pub(crate) trait LifecycleStore: Send + Sync + std::fmt::Debug {
     /// Stores `policy` for `room`. With `only_new`, only if the room has neither a policy nor a
     /// session yet. Answers the policy in force afterwards and whether `policy` was written.
     async fn put_policy(

@@ -2,8 +2,8 @@
 //! what it needs from presence (which connections a `sub` holds). The HTTP side is
 //! `routes::moderation`; the Vonage calls are `video::moderation`.
 
-pub mod redis;
-pub mod store;
+pub(crate) mod redis;
+pub(crate) mod store;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,7 +12,7 @@ use crate::rooms::store::StoreError;
 use store::{Ban, BanTarget, ModerationStore, MuteState};
 
 /// Which connections of a session belong to whom. Filled by the room-lifecycle work (signed
-/// session-monitoring callbacks); until it is wired in, [`Untracked`] answers `None` and
+/// session-monitoring callbacks); where an implementation answers `None`,
 /// "remove user X" can only ban, not disconnect.
 #[async_trait::async_trait]
 pub trait Presence: Send + Sync + std::fmt::Debug {
@@ -24,42 +24,27 @@ pub trait Presence: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<Vec<String>>, StoreError>;
 }
 
-/// No presence tracking.
-#[derive(Debug, Default)]
-pub struct Untracked;
-
-#[async_trait::async_trait]
-impl Presence for Untracked {
-    async fn connections_of(
-        &self,
-        _session_id: &str,
-        _sub: &str,
-    ) -> Result<Option<Vec<String>>, StoreError> {
-        Ok(None)
-    }
-}
-
 /// Settings from `[moderation]`.
 #[derive(Debug, Clone)]
-pub struct ModerationSettings {
+pub(crate) struct ModerationSettings {
     /// `moderation.join_may_signal`.
-    pub join_may_signal: bool,
+    pub(crate) join_may_signal: bool,
     /// How long a ban lasts.
-    pub ban_duration: Duration,
+    pub(crate) ban_duration: Duration,
     /// How long a mute-all state is remembered without being set again (the room TTL).
-    pub mute_ttl: Duration,
+    pub(crate) mute_ttl: Duration,
 }
 
 /// The moderation state and its settings. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Moderation {
+pub(crate) struct Moderation {
     store: Arc<dyn ModerationStore>,
     presence: Arc<dyn Presence>,
     settings: ModerationSettings,
 }
 
 /// Epoch milliseconds now.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -67,7 +52,7 @@ pub fn now_ms() -> u64 {
 
 impl Moderation {
     /// Moderation over `store`, asking `presence` who holds which connection.
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn ModerationStore>,
         presence: Arc<dyn Presence>,
         settings: ModerationSettings,
@@ -80,17 +65,17 @@ impl Moderation {
     }
 
     /// The settings.
-    pub fn settings(&self) -> &ModerationSettings {
+    pub(crate) fn settings(&self) -> &ModerationSettings {
         &self.settings
     }
 
     /// The presence map.
-    pub fn presence(&self) -> &Arc<dyn Presence> {
+    pub(crate) fn presence(&self) -> &Arc<dyn Presence> {
         &self.presence
     }
 
     /// The live ban of `sub` against any of `targets`, checked in order.
-    pub async fn ban_of(
+    pub(crate) async fn ban_of(
         &self,
         targets: &[BanTarget],
         sub: &str,
@@ -105,7 +90,7 @@ impl Moderation {
     }
 
     /// Bans `sub` from every target for the configured duration; returns the ban.
-    pub async fn ban(
+    pub(crate) async fn ban(
         &self,
         targets: &[BanTarget],
         sub: &str,
@@ -126,12 +111,12 @@ impl Moderation {
     }
 
     /// Every live ban against `target`.
-    pub async fn bans(&self, target: &BanTarget) -> Result<Vec<Ban>, StoreError> {
+    pub(crate) async fn bans(&self, target: &BanTarget) -> Result<Vec<Ban>, StoreError> {
         self.store.bans(target, now_ms()).await
     }
 
     /// Lifts the ban of `sub` against every target; true if any existed.
-    pub async fn lift(&self, targets: &[BanTarget], sub: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn lift(&self, targets: &[BanTarget], sub: &str) -> Result<bool, StoreError> {
         let mut any = false;
         for target in targets {
             any |= self.store.lift(target, sub).await?;
@@ -140,14 +125,18 @@ impl Moderation {
     }
 
     /// Records the session's mute-all state.
-    pub async fn set_mute(&self, session_id: &str, state: &MuteState) -> Result<(), StoreError> {
+    pub(crate) async fn set_mute(
+        &self,
+        session_id: &str,
+        state: &MuteState,
+    ) -> Result<(), StoreError> {
         self.store
             .set_mute(session_id, state, self.settings.mute_ttl)
             .await
     }
 
     /// The session's mute-all state, if set.
-    pub async fn mute(&self, session_id: &str) -> Result<Option<MuteState>, StoreError> {
+    pub(crate) async fn mute(&self, session_id: &str) -> Result<Option<MuteState>, StoreError> {
         self.store.mute(session_id).await
     }
 }

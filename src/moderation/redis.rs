@@ -25,7 +25,7 @@ return 1
 ";
 
 /// Moderation state in Redis.
-pub struct RedisModerationStore {
+pub(crate) struct RedisModerationStore {
     connection: RedisConnection,
     prefix: String,
     timeout: Duration,
@@ -44,7 +44,11 @@ impl std::fmt::Debug for RedisModerationStore {
 impl RedisModerationStore {
     /// Uses the connection the room store and the rate limiter share (one server, Sentinel or
     /// Cluster; every command here touches one key, so Cluster slots are no concern).
-    pub fn with_connection(connection: RedisConnection, prefix: &str, timeout: Duration) -> Self {
+    pub(crate) fn with_connection(
+        connection: RedisConnection,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Self {
         Self {
             connection,
             prefix: prefix.to_owned(),

@@ -12,7 +12,7 @@ use crate::rooms::store::StoreError;
 
 /// What a ban is against: `room:<name>` or `session:<sessionId>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum BanTarget {
+pub(crate) enum BanTarget {
     /// Every later join of the room, whatever its session.
     Room(String),
     /// Every later token for the session.
@@ -21,7 +21,7 @@ pub enum BanTarget {
 
 impl BanTarget {
     /// The key part naming the target.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         match self {
             BanTarget::Room(room) => format!("room:{room}"),
             BanTarget::Session(session_id) => format!("session:{session_id}"),
@@ -32,36 +32,36 @@ impl BanTarget {
 /// One ban.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Ban {
+pub(crate) struct Ban {
     /// The banned identity (the JWT `sub`).
-    pub sub: String,
+    pub(crate) sub: String,
     /// The `sub` of the moderator who banned them.
     #[serde(default)]
-    pub banned_by: Option<String>,
+    pub(crate) banned_by: Option<String>,
     /// When, epoch milliseconds.
-    pub created_at: u64,
+    pub(crate) created_at: u64,
     /// Until when, epoch milliseconds.
-    pub expires_at: u64,
+    pub(crate) expires_at: u64,
 }
 
 /// A session's mute-all state, as last set through this service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MuteState {
+pub(crate) struct MuteState {
     /// True while every stream but the excluded ones is muted, new ones included.
-    pub active: bool,
+    pub(crate) active: bool,
     /// Streams left unmuted.
-    pub excluded_stream_ids: Vec<String>,
+    pub(crate) excluded_stream_ids: Vec<String>,
     /// When it was last set, epoch milliseconds.
-    pub changed_at: u64,
+    pub(crate) changed_at: u64,
     /// The `sub` of the moderator who set it, if known.
     #[serde(default)]
-    pub changed_by: Option<String>,
+    pub(crate) changed_by: Option<String>,
 }
 
 /// The operations moderation needs from the shared store.
 #[async_trait::async_trait]
-pub trait ModerationStore: Send + Sync + std::fmt::Debug {
+pub(crate) trait ModerationStore: Send + Sync + std::fmt::Debug {
     /// Records `ban` against `target` until `ban.expires_at` (replacing an earlier one).
     async fn ban(&self, target: &BanTarget, ban: &Ban) -> Result<(), StoreError>;
 
@@ -99,13 +99,13 @@ struct Tables {
 
 /// Moderation state in process memory (one replica).
 #[derive(Debug, Default)]
-pub struct MemoryModerationStore {
+pub(crate) struct MemoryModerationStore {
     tables: Mutex<Tables>,
 }
 
 impl MemoryModerationStore {
     /// Empty.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 

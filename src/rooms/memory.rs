@@ -15,13 +15,13 @@ enum Entry {
 
 /// Rooms in a mutex-guarded map.
 #[derive(Debug, Default)]
-pub struct MemoryStore {
+pub(crate) struct MemoryStore {
     rooms: Mutex<HashMap<String, (Entry, Instant)>>,
 }
 
 impl MemoryStore {
     /// An empty store.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 

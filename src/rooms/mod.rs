@@ -32,8 +32,8 @@
 //!
 //! A pending claim reads as "no room" for `GET /rooms/{room}`.
 
-pub mod memory;
-pub mod redis_store;
+pub(crate) mod memory;
+pub(crate) mod redis_store;
 pub mod store;
 
 use std::collections::HashMap;
@@ -48,7 +48,7 @@ use store::{ClaimOutcome, RoomRecord, RoomStore, StoreError};
 
 /// Why a join failed.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum RoomError {
+pub(crate) enum RoomError {
     /// Another caller's claim did not turn into a session within `rooms.join_wait_ms`.
     #[error("the room is being created by another request; try again")]
     Busy,
@@ -67,37 +67,37 @@ pub enum RoomError {
 /// Asked by the claim holder just before it would create the room's session: whether this
 /// caller may create it (scope and create budget). Joining an existing room never asks.
 /// Asynchronous, since a shared create budget is spent in Redis.
-pub type MayCreate<'a> = dyn Fn() -> MayCreateFuture<'a> + Send + Sync + 'a;
+pub(crate) type MayCreate<'a> = dyn Fn() -> MayCreateFuture<'a> + Send + Sync + 'a;
 
 /// The answer of a `MayCreate`.
-pub type MayCreateFuture<'a> =
+pub(crate) type MayCreateFuture<'a> =
     std::pin::Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send + 'a>>;
 
 /// The result of a join.
 #[derive(Debug, Clone)]
-pub struct Joined {
+pub(crate) struct Joined {
     /// The room's session.
-    pub record: RoomRecord,
+    pub(crate) record: RoomRecord,
     /// True for the one caller whose request created the session.
-    pub created: bool,
+    pub(crate) created: bool,
 }
 
 /// Protocol timings (from `[rooms]`).
 #[derive(Debug, Clone)]
-pub struct RoomSettings {
+pub(crate) struct RoomSettings {
     /// Sliding TTL of a room.
-    pub ttl: Duration,
+    pub(crate) ttl: Duration,
     /// Lifetime of a claim.
-    pub claim_ttl: Duration,
+    pub(crate) claim_ttl: Duration,
     /// How long a joiner waits for another's claim.
-    pub join_wait: Duration,
+    pub(crate) join_wait: Duration,
 }
 
 type Flight = Arc<OnceCell<Result<Joined, RoomError>>>;
 
 /// Rooms: the store, the Vonage client, and the in-process single flights.
 #[derive(Debug, Clone)]
-pub struct Rooms {
+pub(crate) struct Rooms {
     store: Arc<dyn RoomStore>,
     video: VideoClient,
     settings: RoomSettings,
@@ -112,7 +112,11 @@ fn now_ms() -> u64 {
 
 impl Rooms {
     /// Rooms over `store`, creating sessions with `video`.
-    pub fn new(store: Arc<dyn RoomStore>, video: VideoClient, settings: RoomSettings) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn RoomStore>,
+        video: VideoClient,
+        settings: RoomSettings,
+    ) -> Self {
         Self {
             store,
             video,
@@ -122,12 +126,12 @@ impl Rooms {
     }
 
     /// The store, for readiness checks.
-    pub fn store(&self) -> &Arc<dyn RoomStore> {
+    pub(crate) fn store(&self) -> &Arc<dyn RoomStore> {
         &self.store
     }
 
     /// Joins `room`, creating its session with `options` if it has none and `may_create` allows.
-    pub async fn join(
+    pub(crate) async fn join(
         &self,
         room: &str,
         options: &SessionOptions,
@@ -283,7 +287,7 @@ impl Rooms {
     }
 
     /// The room's session, if it exists.
-    pub async fn get(&self, room: &str) -> Result<Option<RoomRecord>, RoomError> {
+    pub(crate) async fn get(&self, room: &str) -> Result<Option<RoomRecord>, RoomError> {
         self.store
             .get(room)
             .await
@@ -291,7 +295,7 @@ impl Rooms {
     }
 
     /// Forgets the room; the next join creates a new session.
-    pub async fn delete(&self, room: &str) -> Result<(), RoomError> {
+    pub(crate) async fn delete(&self, room: &str) -> Result<(), RoomError> {
         self.store
             .delete(room)
             .await
@@ -306,7 +310,7 @@ fn store_failed(room: &str, error: StoreError) -> RoomError {
 }
 
 /// A valid room name: 1–128 of `A-Z a-z 0-9 . _ -`, starting alphanumeric. Case-sensitive.
-pub fn is_valid_room_name(room: &str) -> bool {
+pub(crate) fn is_valid_room_name(room: &str) -> bool {
     let bytes = room.as_bytes();
     (1..=128).contains(&bytes.len())
         && bytes[0].is_ascii_alphanumeric()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use redis::{AsyncCommands as _, Script};
 
-use crate::redis_conn::{RedisConnection, RedisTopology, redis_reason};
+use crate::redis_conn::{RedisConnection, redis_reason};
 
 use super::store::{CLAIM_PREFIX, ClaimOutcome, RoomRecord, RoomStore, StoreError};
 
@@ -50,7 +50,7 @@ return 0
 ";
 
 /// Rooms in Redis under `<prefix>:room:{<name>}`.
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     connection: RedisConnection,
     prefix: String,
     timeout: Duration,
@@ -69,15 +69,12 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects lazily to `url` (a dead Redis at start-up makes `/readyz` 503, not a crash).
-    pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let connection = RedisConnection::new(&RedisTopology::Single(url.to_owned()), timeout)
-            .map_err(|e| StoreError(format!("invalid Redis URL: {}", redis_reason(&e))))?;
-        Ok(Self::with_connection(connection, prefix, timeout))
-    }
-
     /// The store over `connection` (one server, Sentinel or Cluster), shared with the rate limits.
-    pub fn with_connection(connection: RedisConnection, prefix: &str, timeout: Duration) -> Self {
+    pub(crate) fn with_connection(
+        connection: RedisConnection,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Self {
         Self {
             connection,
             prefix: prefix.to_owned(),

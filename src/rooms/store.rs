@@ -8,18 +8,18 @@ use serde::{Deserialize, Serialize};
 /// What a room maps to once its session exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RoomRecord {
+pub(crate) struct RoomRecord {
     /// The room's Vonage session.
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// When the session was created, epoch milliseconds.
-    pub created_at: u64,
+    pub(crate) created_at: u64,
     /// When someone last joined, epoch milliseconds.
-    pub last_joined_at: u64,
+    pub(crate) last_joined_at: u64,
 }
 
 /// The answer to "claim this room, or tell me its session".
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClaimOutcome {
+pub(crate) enum ClaimOutcome {
     /// The room had no entry: the caller now holds the claim and must create the session.
     Claimed,
     /// Another caller holds a live claim: wait and ask again.
@@ -31,12 +31,12 @@ pub enum ClaimOutcome {
 /// The store could not answer (unreachable, timed out, or holds something unreadable).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("room store error: {0}")]
-pub struct StoreError(pub String);
+pub struct StoreError(pub(crate) String);
 
 /// The operations of the protocol. Every write is atomic in the store itself, so that replicas
 /// sharing the store agree. `claim` is a value unique to one attempt (`pending:<uuid>`).
 #[async_trait::async_trait]
-pub trait RoomStore: Send + Sync + std::fmt::Debug {
+pub(crate) trait RoomStore: Send + Sync + std::fmt::Debug {
     /// If `room` is absent, stores `claim` for `claim_ttl` and answers `Claimed`; if it holds a
     /// claim, `Pending`; else sets `lastJoinedAt = now_ms`, refreshes the TTL to `ttl` and
     /// answers `Existing`.
@@ -72,4 +72,4 @@ pub trait RoomStore: Send + Sync + std::fmt::Debug {
 }
 
 /// Prefix of claim values; a record is JSON and never starts with it.
-pub const CLAIM_PREFIX: &str = "pending:";
+pub(crate) const CLAIM_PREFIX: &str = "pending:";

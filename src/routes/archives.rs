@@ -16,7 +16,7 @@ use crate::video::{ArchiveResolution, session_id};
 /// How an archive is recorded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum OutputMode {
+pub(crate) enum OutputMode {
     /// All streams composed into one file (default).
     #[default]
     Composed,
@@ -27,7 +27,7 @@ pub enum OutputMode {
 /// Which streams are recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum StreamMode {
+pub(crate) enum StreamMode {
     /// Every stream (default).
     Auto,
     /// Only streams added explicitly.
@@ -37,7 +37,7 @@ pub enum StreamMode {
 /// Composed layouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub enum LayoutType {
+pub(crate) enum LayoutType {
     /// Tiles (default).
     BestFit,
     /// A stylesheet of your own (`stylesheet` required).
@@ -53,38 +53,38 @@ pub enum LayoutType {
 /// A composed archive's layout.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LayoutRequest {
+pub(crate) struct LayoutRequest {
     /// The layout.
     #[serde(rename = "type")]
-    pub kind: LayoutType,
+    pub(crate) kind: LayoutType,
     /// CSS for `custom` layouts (only there).
-    pub stylesheet: Option<String>,
+    pub(crate) stylesheet: Option<String>,
     /// Layout while a screen is shared (`bestFit` only).
-    pub screenshare_type: Option<LayoutType>,
+    pub(crate) screenshare_type: Option<LayoutType>,
 }
 
 /// What to record; every field is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct StartArchiveRequest {
+pub(crate) struct StartArchiveRequest {
     /// A name for the archive (at most 200 characters).
     #[schema(max_length = 200)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Record audio (default true).
-    pub has_audio: Option<bool>,
+    pub(crate) has_audio: Option<bool>,
     /// Record video (default true).
-    pub has_video: Option<bool>,
+    pub(crate) has_video: Option<bool>,
     /// `composed` (default) or `individual`.
-    pub output_mode: Option<OutputMode>,
+    pub(crate) output_mode: Option<OutputMode>,
     /// Composed archives only.
-    pub resolution: Option<ArchiveResolution>,
+    pub(crate) resolution: Option<ArchiveResolution>,
     /// Composed archives only.
-    pub layout: Option<LayoutRequest>,
+    pub(crate) layout: Option<LayoutRequest>,
     /// `auto` (default) or `manual`.
-    pub stream_mode: Option<StreamMode>,
+    pub(crate) stream_mode: Option<StreamMode>,
     /// Lets several archives of one session run at once.
     #[schema(max_length = 200)]
-    pub multi_archive_tag: Option<String>,
+    pub(crate) multi_archive_tag: Option<String>,
 }
 
 fn wire_layout(kind: LayoutType) -> &'static str {
@@ -193,32 +193,32 @@ impl StartArchiveRequest {
 /// An archive.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ArchiveResponse {
+pub(crate) struct ArchiveResponse {
     /// Archive ID.
-    pub id: String,
+    pub(crate) id: String,
     /// The recorded session.
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// `started`, `paused`, `stopped`, `uploaded`, `available`, `expired`, `failed` or `deleted`.
-    pub status: String,
+    pub(crate) status: String,
     /// Name, if any.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// When recording started (RFC 3339, UTC).
-    pub created_at: String,
+    pub(crate) created_at: String,
     /// Length in seconds.
-    pub duration_seconds: u64,
+    pub(crate) duration_seconds: u64,
     /// Size in bytes (0 until the file exists).
-    pub size_bytes: u64,
+    pub(crate) size_bytes: u64,
     /// `composed` or `individual`.
-    pub output_mode: String,
+    pub(crate) output_mode: String,
     /// Resolution of composed archives.
-    pub resolution: Option<String>,
+    pub(crate) resolution: Option<String>,
     /// Whether audio is recorded.
-    pub has_audio: bool,
+    pub(crate) has_audio: bool,
     /// Whether video is recorded.
-    pub has_video: bool,
+    pub(crate) has_video: bool,
     /// Download URL (only when `status` is `available`; valid for minutes).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
 }
 
 impl From<Archive> for ArchiveResponse {
@@ -249,11 +249,11 @@ impl From<Archive> for ArchiveResponse {
 /// One page of a session's archives.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ArchiveListResponse {
+pub(crate) struct ArchiveListResponse {
     /// How many archives the session has in all.
-    pub count: u64,
+    pub(crate) count: u64,
     /// This page, newest first.
-    pub items: Vec<ArchiveResponse>,
+    pub(crate) items: Vec<ArchiveResponse>,
 }
 
 fn owned_session(state: &AppState, session_id: &str) -> ApiResult<()> {
@@ -295,7 +295,7 @@ async fn authorize_read(state: &AppState, caller: &Caller) -> ApiResult<()> {
         (status = 201, body = ArchiveResponse),
     )
 )]
-pub async fn start_archive(
+pub(crate) async fn start_archive(
     State(state): State<AppState>,
     PathParam(session_id): PathParam<String>,
     caller: Caller,
@@ -316,7 +316,7 @@ pub async fn start_archive(
         (status = 200, body = ArchiveResponse),
     )
 )]
-pub async fn stop_archive(
+pub(crate) async fn stop_archive(
     State(state): State<AppState>,
     PathParam(archive_id): PathParam<String>,
     caller: Caller,
@@ -337,7 +337,7 @@ pub async fn stop_archive(
         (status = 200, body = ArchiveResponse),
     )
 )]
-pub async fn get_archive(
+pub(crate) async fn get_archive(
     State(state): State<AppState>,
     PathParam(archive_id): PathParam<String>,
     caller: Caller,
@@ -371,7 +371,7 @@ pub async fn get_archive(
         (status = 200, body = ArchiveListResponse),
     )
 )]
-pub async fn list_archives(
+pub(crate) async fn list_archives(
     State(state): State<AppState>,
     PathParam(session_id): PathParam<String>,
     RawQuery(query): RawQuery,

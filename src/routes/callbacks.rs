@@ -17,7 +17,7 @@ use crate::state::AppState;
         (status = 204, description = "Verified, and applied or ignored (an unknown event, an older state)"),
     )
 )]
-pub async fn receive_callback(
+pub(crate) async fn receive_callback(
     State(state): State<AppState>,
     request: Request,
 ) -> ApiResult<StatusCode> {

@@ -11,28 +11,28 @@ use crate::state::AppState;
 
 /// A probe's answer.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
+pub(crate) struct Health {
     /// Always `ok` when the answer is 200.
     #[schema(example = "ok")]
-    pub status: &'static str,
+    pub(crate) status: &'static str,
 }
 
 /// Readiness, with information that never makes it fail.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Ready {
+pub(crate) struct Ready {
     /// Always `ok` when the answer is 200.
     #[schema(example = "ok")]
-    pub status: &'static str,
+    pub(crate) status: &'static str,
     /// The Vonage circuit breaker: `closed`, `half-open` or `open` (information only: an open
     /// breaker does not make the replica unready, since every replica shares the same Vonage).
     #[schema(example = "closed")]
-    pub vonage_breaker: &'static str,
+    pub(crate) vonage_breaker: &'static str,
 }
 
 /// Liveness: 200 while the process serves requests. Touches nothing.
 #[utoipa::path(get, path = "/livez", tag = "health", responses((status = 200, body = Health)))]
-pub async fn livez() -> Json<Health> {
+pub(crate) async fn livez() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
@@ -44,7 +44,7 @@ pub async fn livez() -> Json<Health> {
         (status = 200, body = Ready),
     )
 )]
-pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Ready>> {
+pub(crate) async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Ready>> {
     // Config and credentials were loaded before the listener was bound; what can fail at run
     // time is draining and the room store (a Redis PING, bounded by rooms.store_timeout_ms).
     let mut failing = Vec::new();

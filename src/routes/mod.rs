@@ -1,13 +1,13 @@
 //! The HTTP surface: every path in one place, the fallbacks, and the OpenAPI document.
 
-pub mod archives;
-pub mod callbacks;
-pub mod health;
-pub mod moderation;
+pub(crate) mod archives;
+pub(crate) mod callbacks;
+pub(crate) mod health;
+pub(crate) mod moderation;
 mod openapi;
-pub mod rooms;
+pub(crate) mod rooms;
 mod seats;
-pub mod sessions;
+pub(crate) mod sessions;
 
 use axum::Router;
 use axum::http::header;
@@ -78,7 +78,7 @@ use openapi::SharedParts;
     ),
     modifiers(&BearerScheme, &SharedParts)
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 /// Declares the `bearer` security scheme the API operations refer to.
 struct BearerScheme;
@@ -115,7 +115,7 @@ pub fn openapi_json() -> String {
 
 /// All routes. Probes answer GET and HEAD (axum answers HEAD for GET routes). Path templates are
 /// written as in the OpenAPI document (`{sessionId}`), since they are the metrics' `route` label.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     let openapi = openapi_json();
     Router::new()
         .route("/sessions", post(sessions::create_session))

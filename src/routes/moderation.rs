@@ -21,9 +21,9 @@ use crate::rooms::is_valid_room_name;
 use crate::rooms::store::StoreError;
 use crate::state::AppState;
 use crate::video::session_id;
-pub use dto::{
-    BanListResponse, BanResponse, MuteAllRequest, MuteStateResponse, RemovedResponse,
-    SignalRequest, StreamListResponse, StreamResponse,
+pub(crate) use dto::{
+    BanListResponse, MuteAllRequest, MuteStateResponse, RemovedResponse, SignalRequest,
+    StreamListResponse, StreamResponse,
 };
 pub(super) use dto::{ID_PATTERN, MAX_ID_LEN, MAX_SUB_CHARS};
 
@@ -509,7 +509,7 @@ mod ops {
     params(("sessionId" = String, Path), ("connectionId" = String, Path, description = "Vonage connection ID")),
     responses((status = 204, description = "Disconnected; a connectionDestroyed with reason forceDisconnected follows")),
 )]
-pub async fn remove_connection(
+pub(crate) async fn remove_connection(
     State(state): State<AppState>,
     Path((session_id, connection_id)): Path<(String, String)>,
     caller: Caller,
@@ -529,7 +529,7 @@ pub async fn remove_connection(
     params(("room" = String, Path), ("connectionId" = String, Path, description = "Vonage connection ID")),
     responses((status = 204, description = "Disconnected")),
 )]
-pub async fn room_remove_connection(
+pub(crate) async fn room_remove_connection(
     State(state): State<AppState>,
     Path((room, connection_id)): Path<(String, String)>,
     caller: Caller,
@@ -548,7 +548,7 @@ pub async fn room_remove_connection(
     ),
     responses((status = 200, body = RemovedResponse)),
 )]
-pub async fn remove_participant(
+pub(crate) async fn remove_participant(
     State(state): State<AppState>,
     Path((session_id, sub)): Path<(String, String)>,
     RawQuery(query): RawQuery,
@@ -568,7 +568,7 @@ pub async fn remove_participant(
     ),
     responses((status = 200, body = RemovedResponse)),
 )]
-pub async fn room_remove_participant(
+pub(crate) async fn room_remove_participant(
     State(state): State<AppState>,
     Path((room, sub)): Path<(String, String)>,
     RawQuery(query): RawQuery,
@@ -583,7 +583,7 @@ pub async fn room_remove_participant(
     params(("sessionId" = String, Path), ("streamId" = String, Path, description = "Vonage stream ID")),
     responses((status = 204, description = "Muted")),
 )]
-pub async fn mute_stream(
+pub(crate) async fn mute_stream(
     State(state): State<AppState>,
     Path((session_id, stream_id)): Path<(String, String)>,
     caller: Caller,
@@ -597,7 +597,7 @@ pub async fn mute_stream(
     params(("room" = String, Path), ("streamId" = String, Path, description = "Vonage stream ID")),
     responses((status = 204, description = "Muted")),
 )]
-pub async fn room_mute_stream(
+pub(crate) async fn room_mute_stream(
     State(state): State<AppState>,
     Path((room, stream_id)): Path<(String, String)>,
     caller: Caller,
@@ -613,7 +613,7 @@ pub async fn room_mute_stream(
     request_body(content = Option<MuteAllRequest>, description = "Optional: {} mutes everyone"),
     responses((status = 200, body = MuteStateResponse)),
 )]
-pub async fn mute_all(
+pub(crate) async fn mute_all(
     State(state): State<AppState>,
     Path(session_id): Path<String>,
     caller: Caller,
@@ -629,7 +629,7 @@ pub async fn mute_all(
     request_body(content = Option<MuteAllRequest>, description = "Optional: {} mutes everyone"),
     responses((status = 200, body = MuteStateResponse)),
 )]
-pub async fn room_mute_all(
+pub(crate) async fn room_mute_all(
     State(state): State<AppState>,
     Path(room): Path<String>,
     caller: Caller,
@@ -644,7 +644,7 @@ pub async fn room_mute_all(
     params(("sessionId" = String, Path)),
     responses((status = 200, body = MuteStateResponse)),
 )]
-pub async fn get_mute(
+pub(crate) async fn get_mute(
     State(state): State<AppState>,
     Path(session_id): Path<String>,
     caller: Caller,
@@ -659,7 +659,7 @@ pub async fn get_mute(
     request_body = SignalRequest,
     responses((status = 204, description = "Sent")),
 )]
-pub async fn signal_all(
+pub(crate) async fn signal_all(
     State(state): State<AppState>,
     Path(session_id): Path<String>,
     caller: Caller,
@@ -675,7 +675,7 @@ pub async fn signal_all(
     request_body = SignalRequest,
     responses((status = 204, description = "Sent")),
 )]
-pub async fn room_signal_all(
+pub(crate) async fn room_signal_all(
     State(state): State<AppState>,
     Path(room): Path<String>,
     caller: Caller,
@@ -692,7 +692,7 @@ pub async fn room_signal_all(
     request_body = SignalRequest,
     responses((status = 204, description = "Sent")),
 )]
-pub async fn signal_connection(
+pub(crate) async fn signal_connection(
     State(state): State<AppState>,
     Path((session_id, connection_id)): Path<(String, String)>,
     caller: Caller,
@@ -709,7 +709,7 @@ pub async fn signal_connection(
     request_body = SignalRequest,
     responses((status = 204, description = "Sent")),
 )]
-pub async fn room_signal_connection(
+pub(crate) async fn room_signal_connection(
     State(state): State<AppState>,
     Path((room, connection_id)): Path<(String, String)>,
     caller: Caller,
@@ -731,7 +731,7 @@ pub async fn room_signal_connection(
     params(("sessionId" = String, Path)),
     responses((status = 200, body = StreamListResponse)),
 )]
-pub async fn list_streams(
+pub(crate) async fn list_streams(
     State(state): State<AppState>,
     Path(session_id): Path<String>,
     caller: Caller,
@@ -745,7 +745,7 @@ pub async fn list_streams(
     params(("room" = String, Path)),
     responses((status = 200, body = StreamListResponse)),
 )]
-pub async fn room_list_streams(
+pub(crate) async fn room_list_streams(
     State(state): State<AppState>,
     Path(room): Path<String>,
     caller: Caller,
@@ -759,7 +759,7 @@ pub async fn room_list_streams(
     params(("sessionId" = String, Path), ("streamId" = String, Path, description = "Vonage stream ID")),
     responses((status = 200, body = StreamResponse)),
 )]
-pub async fn get_stream(
+pub(crate) async fn get_stream(
     State(state): State<AppState>,
     Path((session_id, stream_id)): Path<(String, String)>,
     caller: Caller,
@@ -773,7 +773,7 @@ pub async fn get_stream(
     params(("room" = String, Path), ("streamId" = String, Path, description = "Vonage stream ID")),
     responses((status = 200, body = StreamResponse)),
 )]
-pub async fn room_get_stream(
+pub(crate) async fn room_get_stream(
     State(state): State<AppState>,
     Path((room, stream_id)): Path<(String, String)>,
     caller: Caller,
@@ -787,7 +787,7 @@ pub async fn room_get_stream(
     params(("sessionId" = String, Path)),
     responses((status = 200, body = BanListResponse)),
 )]
-pub async fn list_bans(
+pub(crate) async fn list_bans(
     State(state): State<AppState>,
     Path(session_id): Path<String>,
     caller: Caller,
@@ -801,7 +801,7 @@ pub async fn list_bans(
     params(("room" = String, Path)),
     responses((status = 200, body = BanListResponse)),
 )]
-pub async fn room_list_bans(
+pub(crate) async fn room_list_bans(
     State(state): State<AppState>,
     Path(room): Path<String>,
     caller: Caller,
@@ -815,7 +815,7 @@ pub async fn room_list_bans(
     params(("sessionId" = String, Path), ("sub" = String, Path, description = "The banned identity")),
     responses((status = 204, description = "Lifted (or there was none)")),
 )]
-pub async fn lift_ban(
+pub(crate) async fn lift_ban(
     State(state): State<AppState>,
     Path((session_id, sub)): Path<(String, String)>,
     caller: Caller,
@@ -829,7 +829,7 @@ pub async fn lift_ban(
     params(("room" = String, Path), ("sub" = String, Path, description = "The banned identity")),
     responses((status = 204, description = "Lifted (or there was none)")),
 )]
-pub async fn room_lift_ban(
+pub(crate) async fn room_lift_ban(
     State(state): State<AppState>,
     Path((room, sub)): Path<(String, String)>,
     caller: Caller,

@@ -22,76 +22,76 @@ use crate::video::Role;
 /// A join: the caller's token options, and session options used only if this join creates the room.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct JoinRoomRequest {
+pub(crate) struct JoinRoomRequest {
     /// The caller's token.
     #[serde(default, deserialize_with = "crate::error::object_only")]
-    pub token: Option<TokenRequest>,
+    pub(crate) token: Option<TokenRequest>,
     /// Options of the room's session, applied only when this call creates it (no `token` here).
     #[serde(default, deserialize_with = "crate::error::object_only")]
-    pub session: Option<CreateSessionRequest>,
+    pub(crate) session: Option<CreateSessionRequest>,
     /// The room's policy, stored only when the room has neither a session nor a policy yet
     /// (so only by the join that creates it; needs `video:create`), then enforced like any.
     #[serde(default, deserialize_with = "crate::error::object_only")]
-    pub policy: Option<RoomPolicy>,
+    pub(crate) policy: Option<RoomPolicy>,
 }
 
 /// The room's session and the caller's token.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct JoinRoomResponse {
+pub(crate) struct JoinRoomResponse {
     /// The room name.
-    pub room: String,
+    pub(crate) room: String,
     /// True when this call created the room's session (status 201), false when it joined (200).
-    pub created: bool,
+    pub(crate) created: bool,
     /// The room's Vonage session ID.
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// The Vonage application ID (or legacy API key).
-    pub application_id: String,
+    pub(crate) application_id: String,
     /// Same as `applicationId`.
-    pub api_key: String,
+    pub(crate) api_key: String,
     /// The client token.
-    pub token: String,
+    pub(crate) token: String,
     /// The role the token grants.
-    pub role: Role,
+    pub(crate) role: Role,
     /// When the token expires (RFC 3339, UTC).
-    pub expires_at: String,
+    pub(crate) expires_at: String,
 }
 
 /// What a room maps to.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct RoomResponse {
+pub(crate) struct RoomResponse {
     /// The room name.
-    pub room: String,
+    pub(crate) room: String,
     /// The room's Vonage session ID.
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// When the session was created (RFC 3339, UTC).
-    pub created_at: String,
+    pub(crate) created_at: String,
     /// When someone last joined (RFC 3339, UTC).
-    pub last_joined_at: String,
+    pub(crate) last_joined_at: String,
     /// The room's mute-all state (see `POST /rooms/{room}/mute`).
-    pub mute_all: super::moderation::MuteStateResponse,
+    pub(crate) mute_all: super::moderation::MuteStateResponse,
     /// `open`, `notYetOpen` (before `notBefore`), `closed` (from `expiresAt`) or `empty`
     /// (open, nobody connected and no seat held).
-    pub state: RoomState,
+    pub(crate) state: RoomState,
     /// Live connections (from Vonage's callbacks and reconciliation).
-    pub participants: u64,
+    pub(crate) participants: u64,
     /// Seats held by tokens issued in the last `rooms.seat_hold_seconds` not connected yet.
-    pub held_seats: u64,
+    pub(crate) held_seats: u64,
     /// The live connections.
-    pub connections: Vec<ParticipantResponse>,
+    pub(crate) connections: Vec<ParticipantResponse>,
     /// The published streams.
-    pub streams: Vec<RoomStreamResponse>,
+    pub(crate) streams: Vec<RoomStreamResponse>,
     /// The last connection, stream or join seen (RFC 3339, UTC); null if none.
-    pub last_active_at: Option<String>,
+    pub(crate) last_active_at: Option<String>,
     /// The room's policy; null if it has none.
-    pub policy: Option<RoomPolicy>,
+    pub(crate) policy: Option<RoomPolicy>,
 }
 
 /// Where a room is in its life (`docs/room-lifecycle.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub enum RoomState {
+pub(crate) enum RoomState {
     /// Tokens are issued.
     Open,
     /// Before the policy's `notBefore`.
@@ -106,40 +106,40 @@ pub enum RoomState {
 /// A live connection.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ParticipantResponse {
+pub(crate) struct ParticipantResponse {
     /// The Vonage connection ID.
-    pub connection_id: String,
+    pub(crate) connection_id: String,
     /// The caller's `sub` bound into its token (JWT auth); null for anonymous callers and for
     /// connections only Vonage's connection list told us about.
-    pub sub: Option<String>,
+    pub(crate) sub: Option<String>,
     /// The caller's display name, if its token carried one.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// When it connected (RFC 3339, UTC).
-    pub joined_at: String,
+    pub(crate) joined_at: String,
 }
 
 /// A published stream.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct RoomStreamResponse {
+pub(crate) struct RoomStreamResponse {
     /// Stream ID.
-    pub stream_id: String,
+    pub(crate) stream_id: String,
     /// The publishing connection.
-    pub connection_id: String,
+    pub(crate) connection_id: String,
     /// `camera`, `screen` or `custom`; null if Vonage did not say.
-    pub video_type: Option<String>,
+    pub(crate) video_type: Option<String>,
     /// The publisher's name for it, if any.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
 }
 
 /// A room's policy, as stored.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct RoomPolicyResponse {
+pub(crate) struct RoomPolicyResponse {
     /// The room name.
-    pub room: String,
+    pub(crate) room: String,
     /// The policy in force.
-    pub policy: RoomPolicy,
+    pub(crate) policy: RoomPolicy,
 }
 
 fn checked(room: &str) -> ApiResult<()> {
@@ -168,7 +168,7 @@ fn rfc3339_ms(epoch_ms: u64) -> String {
         (status = 200, description = "Joined the existing session", body = JoinRoomResponse),
     )
 )]
-pub async fn join_room(
+pub(crate) async fn join_room(
     State(state): State<AppState>,
     PathParam(room): PathParam<String>,
     caller: Caller,
@@ -260,7 +260,7 @@ pub async fn join_room(
         (status = 200, body = RoomResponse),
     )
 )]
-pub async fn get_room(
+pub(crate) async fn get_room(
     State(state): State<AppState>,
     PathParam(room): PathParam<String>,
     caller: Caller,
@@ -352,7 +352,7 @@ fn room_state(policy: Option<&Policy>, presence: &PresenceView, now: u64) -> Roo
         (status = 200, description = "The policy in force", body = RoomPolicyResponse),
     )
 )]
-pub async fn put_room(
+pub(crate) async fn put_room(
     State(state): State<AppState>,
     PathParam(room): PathParam<String>,
     caller: Caller,
@@ -383,7 +383,7 @@ pub async fn put_room(
         (status = 204, description = "Forgotten"),
     )
 )]
-pub async fn delete_room(
+pub(crate) async fn delete_room(
     State(state): State<AppState>,
     PathParam(room): PathParam<String>,
     caller: Caller,

@@ -44,7 +44,7 @@ pub(crate) async fn take_seat(
         .unwrap_or_default();
     match state.lifecycle.take_seat(room, sub, max).await {
         Ok(_) => Ok(()),
-        Err(SeatError::Full(_)) => Err(ApiError::RoomFull {
+        Err(SeatError::Full) => Err(ApiError::RoomFull {
             max: max.unwrap_or_default(),
         }),
         Err(SeatError::Store(error)) => Err(super::moderation::store_error(error)),

@@ -19,28 +19,28 @@ use crate::video::{ArchiveMode, ArchiveResolution, MediaMode, Role, SessionOptio
 /// Options for a new session; every field is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateSessionRequest {
+pub(crate) struct CreateSessionRequest {
     /// `routed` (default: the Media Router) or `relayed`.
-    pub media_mode: Option<MediaMode>,
+    pub(crate) media_mode: Option<MediaMode>,
     /// `manual` (default) or `always` (routed only).
-    pub archive_mode: Option<ArchiveMode>,
+    pub(crate) archive_mode: Option<ArchiveMode>,
     /// IPv4 location hint.
     #[schema(value_type = Option<String>, format = Ipv4, example = "203.0.113.7")]
-    pub location: Option<Ipv4Addr>,
+    pub(crate) location: Option<Ipv4Addr>,
     /// End-to-end encryption (routed only, not with `always`).
-    pub e2ee: Option<bool>,
+    pub(crate) e2ee: Option<bool>,
     /// Name of automatic archives, 1–80 characters (`always` only).
     #[schema(min_length = 1, max_length = 80)]
-    pub archive_name: Option<String>,
+    pub(crate) archive_name: Option<String>,
     /// Resolution of automatic archives (`always` only).
-    pub archive_resolution: Option<ArchiveResolution>,
+    pub(crate) archive_resolution: Option<ArchiveResolution>,
     /// The caller's token.
-    pub token: Option<TokenRequest>,
+    pub(crate) token: Option<TokenRequest>,
 }
 
 impl CreateSessionRequest {
     /// The validated options; errors name fields after `prefix` (e.g. `session.`).
-    pub fn session_options_at(&self, prefix: &str) -> ApiResult<SessionOptions> {
+    pub(crate) fn session_options_at(&self, prefix: &str) -> ApiResult<SessionOptions> {
         let options = SessionOptions {
             media_mode: self.media_mode.unwrap_or_default(),
             archive_mode: self.archive_mode.unwrap_or_default(),
@@ -59,45 +59,45 @@ impl CreateSessionRequest {
 /// A new session and the caller's token for it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CreateSessionResponse {
+pub(crate) struct CreateSessionResponse {
     /// The Vonage session ID, for `OT.initSession(applicationId, sessionId)`.
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// The Vonage application ID (or legacy API key).
-    pub application_id: String,
+    pub(crate) application_id: String,
     /// Same as `applicationId`, for front ends written against Vonage's sample servers.
-    pub api_key: String,
+    pub(crate) api_key: String,
     /// The client token, for `session.connect(token)`.
-    pub token: String,
+    pub(crate) token: String,
     /// The role the token grants.
-    pub role: Role,
+    pub(crate) role: Role,
     /// When the token expires (RFC 3339, UTC).
-    pub expires_at: String,
+    pub(crate) expires_at: String,
     /// The session's media mode.
-    pub media_mode: MediaMode,
+    pub(crate) media_mode: MediaMode,
     /// The session's archive mode.
-    pub archive_mode: ArchiveMode,
+    pub(crate) archive_mode: ArchiveMode,
     /// Whether end-to-end encryption is on.
-    pub e2ee: bool,
+    pub(crate) e2ee: bool,
     /// The location hint, if any.
-    pub location: Option<String>,
+    pub(crate) location: Option<String>,
 }
 
 /// A token for an existing session.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct TokenResponse {
+pub(crate) struct TokenResponse {
     /// The client token, for `session.connect(token)`.
-    pub token: String,
+    pub(crate) token: String,
     /// The role the token grants.
-    pub role: Role,
+    pub(crate) role: Role,
     /// When the token expires (RFC 3339, UTC).
-    pub expires_at: String,
+    pub(crate) expires_at: String,
     /// The session the token is for.
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// The Vonage application ID (or legacy API key).
-    pub application_id: String,
+    pub(crate) application_id: String,
     /// Same as `applicationId`.
-    pub api_key: String,
+    pub(crate) api_key: String,
 }
 
 /// Create a session (routed by default) and a token for the caller.
@@ -108,7 +108,7 @@ pub struct TokenResponse {
         (status = 201, description = "Session created", body = CreateSessionResponse),
     )
 )]
-pub async fn create_session(
+pub(crate) async fn create_session(
     State(state): State<AppState>,
     caller: Caller,
     OptionalJson(body): OptionalJson<CreateSessionRequest>,
@@ -148,7 +148,7 @@ pub async fn create_session(
         (status = 201, description = "Token minted", body = TokenResponse),
     )
 )]
-pub async fn create_token(
+pub(crate) async fn create_token(
     State(state): State<AppState>,
     PathParam(session_id): PathParam<String>,
     caller: Caller,

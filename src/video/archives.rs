@@ -12,90 +12,90 @@ use super::resilience::{is_retryable, was_not_sent};
 /// What to record. Validated by the caller (HTTP layer) before it gets here.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StartArchive {
+pub(crate) struct StartArchive {
     /// The session to record.
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// A name for the archive.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Record audio (Vonage's default: true).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub has_audio: Option<bool>,
+    pub(crate) has_audio: Option<bool>,
     /// Record video (Vonage's default: true).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub has_video: Option<bool>,
+    pub(crate) has_video: Option<bool>,
     /// `composed` (default) or `individual`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub output_mode: Option<String>,
+    pub(crate) output_mode: Option<String>,
     /// Composed archives only, e.g. `1280x720`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resolution: Option<String>,
+    pub(crate) resolution: Option<String>,
     /// `auto` (default) or `manual`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stream_mode: Option<String>,
+    pub(crate) stream_mode: Option<String>,
     /// Composed layout.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub layout: Option<ArchiveLayout>,
+    pub(crate) layout: Option<ArchiveLayout>,
     /// Lets several archives of one session run at once.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub multi_archive_tag: Option<String>,
+    pub(crate) multi_archive_tag: Option<String>,
 }
 
 /// A composed archive's layout.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ArchiveLayout {
+pub(crate) struct ArchiveLayout {
     /// `bestFit`, `custom`, `horizontalPresentation`, `pip` or `verticalPresentation`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// CSS, for `custom` only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stylesheet: Option<String>,
+    pub(crate) stylesheet: Option<String>,
     /// Layout while a screen is shared, for `bestFit` only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub screenshare_type: Option<String>,
+    pub(crate) screenshare_type: Option<String>,
 }
 
 /// An archive as Vonage describes it, read tolerantly: fields vary between deployments and
 /// SDK fixtures (numbers or strings, nulls), so everything but the ID defaults.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Archive {
+pub(crate) struct Archive {
     /// Archive ID (UUID).
-    pub id: String,
+    pub(crate) id: String,
     /// The recorded session.
     #[serde(default)]
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// `started`, `paused`, `stopped`, `uploaded`, `available`, `expired`, `failed`, `deleted`.
     #[serde(default)]
-    pub status: String,
+    pub(crate) status: String,
     /// Name, if any.
     #[serde(default)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Creation time, epoch milliseconds.
     #[serde(default)]
-    pub created_at: i64,
+    pub(crate) created_at: i64,
     /// Length in seconds.
     #[serde(default)]
-    pub duration: Option<f64>,
+    pub(crate) duration: Option<f64>,
     /// Size in bytes.
     #[serde(default)]
-    pub size: Option<f64>,
+    pub(crate) size: Option<f64>,
     /// `composed` or `individual`.
     #[serde(default)]
-    pub output_mode: Option<String>,
+    pub(crate) output_mode: Option<String>,
     /// Resolution of composed archives.
     #[serde(default)]
-    pub resolution: Option<String>,
+    pub(crate) resolution: Option<String>,
     /// Whether audio is recorded.
     #[serde(default = "yes")]
-    pub has_audio: bool,
+    pub(crate) has_audio: bool,
     /// Whether video is recorded.
     #[serde(default = "yes")]
-    pub has_video: bool,
+    pub(crate) has_video: bool,
     /// Download URL, once `available` (valid for minutes).
     #[serde(default)]
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
 }
 
 fn yes() -> bool {
@@ -104,18 +104,18 @@ fn yes() -> bool {
 
 /// One page of a session's archives.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ArchivePage {
+pub(crate) struct ArchivePage {
     /// How many archives match in all (not the page size).
     #[serde(default)]
-    pub count: u64,
+    pub(crate) count: u64,
     /// This page.
     #[serde(default)]
-    pub items: Vec<Archive>,
+    pub(crate) items: Vec<Archive>,
 }
 
 /// An archive call that failed.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum ArchiveError {
+pub(crate) enum ArchiveError {
     /// Already recording, a relayed session, or a stop in the wrong state (409).
     #[error("the archive cannot change state: {0}")]
     Conflict(String),
@@ -147,7 +147,10 @@ fn message(error: &VideoError) -> String {
 
 impl VideoClient {
     /// Starts recording: `POST /v2/project/{id}/archive`.
-    pub async fn start_archive(&self, start: &StartArchive) -> Result<Archive, ArchiveError> {
+    pub(crate) async fn start_archive(
+        &self,
+        start: &StartArchive,
+    ) -> Result<Archive, ArchiveError> {
         let url = self.project_url(&["archive"]);
         let url = &url;
         let result = self
@@ -173,7 +176,7 @@ impl VideoClient {
     }
 
     /// Stops recording: `POST /v2/project/{id}/archive/{archiveId}/stop`.
-    pub async fn stop_archive(&self, archive_id: &str) -> Result<Archive, ArchiveError> {
+    pub(crate) async fn stop_archive(&self, archive_id: &str) -> Result<Archive, ArchiveError> {
         let url = self.project_url(&["archive", archive_id, "stop"]);
         let url = &url;
         let result = self
@@ -186,7 +189,7 @@ impl VideoClient {
     }
 
     /// One archive: `GET /v2/project/{id}/archive/{archiveId}`.
-    pub async fn get_archive(&self, archive_id: &str) -> Result<Archive, ArchiveError> {
+    pub(crate) async fn get_archive(&self, archive_id: &str) -> Result<Archive, ArchiveError> {
         let url = self.project_url(&["archive", archive_id]);
         let url = &url;
         let result = self
@@ -199,7 +202,7 @@ impl VideoClient {
     }
 
     /// A session's archives: `GET /v2/project/{id}/archive?sessionId=&offset=&count=`.
-    pub async fn list_archives(
+    pub(crate) async fn list_archives(
         &self,
         session_id: &str,
         offset: u32,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::credentials::Credentials;
-pub use super::error::{VideoError, VonageErrorBody};
+pub(crate) use super::error::{VideoError, VonageErrorBody};
 use super::options::SessionOptions;
 use super::resilience::{CircuitBreaker, RetryPolicy, is_outage, is_retryable};
 use super::rest_jwt::RestAuth;
@@ -19,30 +19,30 @@ use crate::metrics::Cached;
 
 /// Connection settings for the Video API.
 #[derive(Debug, Clone)]
-pub struct ClientSettings {
+pub(crate) struct ClientSettings {
     /// Base URL, e.g. `https://video.api.vonage.com` or an emulator.
-    pub base_url: Url,
+    pub(crate) base_url: Url,
     /// Time allowed to establish a connection.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Time allowed for one attempt, connection included.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Time allowed for a whole call, retries and backoff included.
-    pub deadline: Duration,
+    pub(crate) deadline: Duration,
     /// Retries of transient failures.
-    pub retry: RetryPolicy,
+    pub(crate) retry: RetryPolicy,
     /// Most calls to Vonage in flight at once; more are refused at once (`Saturated`).
-    pub max_concurrent_calls: usize,
+    pub(crate) max_concurrent_calls: usize,
     /// Consecutive failed calls that open the circuit breaker.
-    pub breaker_threshold: u32,
+    pub(crate) breaker_threshold: u32,
     /// How long the open breaker refuses calls before probing.
-    pub breaker_open_for: Duration,
+    pub(crate) breaker_open_for: Duration,
     /// How long one REST JWT is reused (`video.rest_jwt_reuse_seconds`; 0: one per call).
-    pub rest_jwt_reuse_secs: u64,
+    pub(crate) rest_jwt_reuse_secs: u64,
 }
 
 /// The Video API client. Cheap to clone: the HTTP client and credentials are shared.
 #[derive(Debug, Clone)]
-pub struct VideoClient {
+pub(crate) struct VideoClient {
     http: reqwest::Client,
     base_url: Url,
     create_session_url: Url,
@@ -74,7 +74,7 @@ static CALLS: LazyLock<Cached<2, (metrics::Counter, metrics::Histogram)>> = Lazy
 
 impl VideoClient {
     /// Builds the one HTTP client the service uses for Vonage.
-    pub fn new(
+    pub(crate) fn new(
         settings: &ClientSettings,
         credentials: Arc<Credentials>,
     ) -> Result<Self, reqwest::Error> {
@@ -111,7 +111,7 @@ impl VideoClient {
     }
 
     /// The circuit breaker's state: `closed`, `half-open` or `open`.
-    pub fn breaker_state(&self) -> &'static str {
+    pub(crate) fn breaker_state(&self) -> &'static str {
         self.guard.breaker.state_name()
     }
 
@@ -182,7 +182,10 @@ impl VideoClient {
     /// it adds nothing to any line, and creating it cost every create a span (and a field
     /// recording) per request.
     #[tracing::instrument(name = "vonage.create_session", level = "debug", skip_all, fields(vonage.session_id))]
-    pub async fn create_session(&self, options: &SessionOptions) -> Result<String, VideoError> {
+    pub(crate) async fn create_session(
+        &self,
+        options: &SessionOptions,
+    ) -> Result<String, VideoError> {
         let form = options.form_fields();
         let session_id = self
             .call("create_session", is_retryable, |timeout| {

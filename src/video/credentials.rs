@@ -170,14 +170,6 @@ impl Credentials {
         }
     }
 
-    /// The legacy API secret, for an in-process emulator. `None` for application credentials.
-    pub fn legacy_secret(&self) -> Option<&SecretString> {
-        match self {
-            Credentials::Legacy(legacy) => Some(&legacy.secret),
-            Credentials::Application(_) => None,
-        }
-    }
-
     /// A fresh REST auth header for one call: `X-OPENTOK-AUTH` (HS256) or
     /// `Authorization: Bearer` (RS256), with a unique `jti` and a 3-minute lifetime.
     pub fn rest_auth_header(
@@ -221,18 +213,18 @@ impl Credentials {
 
 impl LegacyCredentials {
     /// The API key.
-    pub fn api_key(&self) -> &str {
+    pub(crate) fn api_key(&self) -> &str {
         &self.api_key
     }
 
     /// Signs `claims` as an HS256 JWT with the API secret.
-    pub fn sign_hs256(&self, claims: &impl Serialize) -> Result<String, CredentialsError> {
+    pub(crate) fn sign_hs256(&self, claims: &impl Serialize) -> Result<String, CredentialsError> {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding_key)
             .map_err(|_| CredentialsError::Signing)
     }
 
     /// HMAC-SHA1 of `data` with the API secret, lowercase hex: the `T1==` token signature.
-    pub fn hmac_sha1_hex(&self, data: &[u8]) -> String {
+    pub(crate) fn hmac_sha1_hex(&self, data: &[u8]) -> String {
         use aws_lc_rs::hmac;
         use std::fmt::Write as _;
         let key = hmac::Key::new(
@@ -251,14 +243,14 @@ impl LegacyCredentials {
 
 impl ApplicationCredentials {
     /// The application ID.
-    pub fn application_id(&self) -> &str {
+    pub(crate) fn application_id(&self) -> &str {
         &self.application_id
     }
 
     /// Signs `claims` as an RS256 JWT with the parsed key kept in memory. jsonwebtoken
     /// re-parses the DER key on every signature (about 2.5x the cost of the signature itself),
     /// so the compact serialisation is assembled here around aws-lc-rs's `RsaKeyPair::sign`.
-    pub fn sign_rs256(&self, claims: &impl Serialize) -> Result<String, CredentialsError> {
+    pub(crate) fn sign_rs256(&self, claims: &impl Serialize) -> Result<String, CredentialsError> {
         let payload = serde_json::to_vec(claims).map_err(|_| CredentialsError::Signing)?;
         let mut jwt = String::with_capacity(RS256_HEADER_B64.len() + payload.len() * 4 / 3 + 360);
         jwt.push_str(RS256_HEADER_B64);

@@ -9,7 +9,7 @@ use super::credentials::CredentialsError;
 /// A call to Vonage that did not produce what was asked for. `Clone`, so that requests sharing
 /// one attempt (room single flight) can each answer with it.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum VideoError {
+pub(crate) enum VideoError {
     /// No answer in time.
     #[error("the Video API did not answer within the timeout")]
     Timeout,
@@ -66,7 +66,7 @@ pub enum VideoError {
 
 impl VideoError {
     /// A short label for metrics.
-    pub fn outcome(&self) -> &'static str {
+    pub(crate) fn outcome(&self) -> &'static str {
         match self {
             VideoError::Timeout => "timeout",
             VideoError::Unreachable { .. } => "unreachable",
@@ -83,11 +83,11 @@ impl VideoError {
 
 /// Vonage's JSON error body `{code, message, description}`, parsed leniently.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct VonageErrorBody {
+pub(crate) struct VonageErrorBody {
     /// Vonage's numeric code, e.g. `-1` or `15008`.
     #[serde(default)]
-    pub code: Option<i64>,
+    pub(crate) code: Option<i64>,
     /// Vonage's message.
     #[serde(default)]
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
 }

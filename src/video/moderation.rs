@@ -11,86 +11,80 @@ use super::error::VideoError;
 use super::resilience::{is_retryable, was_not_sent};
 
 /// Most bytes of a signal's `type` Vonage accepts.
-pub const MAX_SIGNAL_TYPE_BYTES: usize = 128;
+pub(crate) const MAX_SIGNAL_TYPE_BYTES: usize = 128;
 /// Most bytes of a signal's `data` Vonage accepts (8 kB).
-pub const MAX_SIGNAL_DATA_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_SIGNAL_DATA_BYTES: usize = 8 * 1024;
 
 /// A signal as Vonage takes it: `{"type", "data"}`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Signal {
+pub(crate) struct Signal {
     /// The type clients filter on (optional).
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// The payload.
-    pub data: String,
+    pub(crate) data: String,
 }
 
 /// The body of `POST …/mute`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MuteAll {
+pub(crate) struct MuteAll {
     /// True switches the session's mute state on, false lifts it.
-    pub active: bool,
+    pub(crate) active: bool,
     /// Streams left unmuted.
-    pub excluded_stream_ids: Vec<String>,
+    pub(crate) excluded_stream_ids: Vec<String>,
 }
 
 /// A stream as Vonage describes it, read tolerantly.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Stream {
+pub(crate) struct Stream {
     /// Stream ID.
-    pub id: String,
+    pub(crate) id: String,
     /// `camera`, `screen` or `custom`.
     #[serde(default)]
-    pub video_type: Option<String>,
+    pub(crate) video_type: Option<String>,
     /// The publisher's name for it.
     #[serde(default)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Layout classes.
     #[serde(default)]
-    pub layout_class_list: Vec<String>,
+    pub(crate) layout_class_list: Vec<String>,
 }
 
 /// `GET …/stream`: `{count, items}`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct StreamList {
+pub(crate) struct StreamList {
     /// How many streams the session has.
     #[serde(default)]
-    pub count: u64,
+    pub(crate) count: u64,
     /// The streams.
     #[serde(default)]
-    pub items: Vec<Stream>,
+    pub(crate) items: Vec<Stream>,
 }
 
 /// One item of `GET …/session/{sid}/connection`: no connection data, as the real API.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ListedConnection {
+pub(crate) struct ListedConnection {
     /// Connection ID.
-    pub connection_id: String,
-    /// `Connected` (or `Connecting`).
-    #[serde(default)]
-    pub connection_state: Option<String>,
+    pub(crate) connection_id: String,
     /// When it connected, epoch ms.
     #[serde(default)]
-    pub created_at: u64,
+    pub(crate) created_at: u64,
 }
 
 /// `GET …/session/{sid}/connection`: `{count, items}`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ConnectionList {
-    /// How many connections the session has.
-    #[serde(default)]
-    pub count: u64,
+pub(crate) struct ConnectionList {
     /// The connections.
     #[serde(default)]
-    pub items: Vec<ListedConnection>,
+    pub(crate) items: Vec<ListedConnection>,
 }
 
 /// Why a moderation call failed, in our terms.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum ModerationError {
+pub(crate) enum ModerationError {
     /// The connection is not (or no longer) connected to the session.
     #[error("no such connection in the session")]
     ConnectionNotFound,
@@ -168,7 +162,7 @@ impl VideoClient {
     }
 
     /// Force-disconnects a connection: `DELETE …/session/{sid}/connection/{cid}` (204).
-    pub async fn force_disconnect(
+    pub(crate) async fn force_disconnect(
         &self,
         session_id: &str,
         connection_id: &str,
@@ -181,7 +175,7 @@ impl VideoClient {
 
     /// Force-mutes one stream: `POST …/session/{sid}/stream/{streamId}/mute` with `{}` (as
     /// opentok-node sends; `@vonage/video` sends no body).
-    pub async fn mute_stream(
+    pub(crate) async fn mute_stream(
         &self,
         session_id: &str,
         stream_id: &str,
@@ -195,7 +189,11 @@ impl VideoClient {
 
     /// Switches the session's mute state: `POST …/session/{sid}/mute`
     /// `{"active", "excludedStreamIds"}`.
-    pub async fn mute_all(&self, session_id: &str, mute: &MuteAll) -> Result<(), ModerationError> {
+    pub(crate) async fn mute_all(
+        &self,
+        session_id: &str,
+        mute: &MuteAll,
+    ) -> Result<(), ModerationError> {
         let url = self.session_url(session_id, &["mute"]);
         let body = serde_json::to_value(mute).map_err(|_| VideoError::InvalidResponse)?;
         let operation = if mute.active {
@@ -209,7 +207,7 @@ impl VideoClient {
     }
 
     /// Sends a signal to one connection (`…/connection/{cid}/signal`) or to all (`…/signal`).
-    pub async fn signal(
+    pub(crate) async fn signal(
         &self,
         session_id: &str,
         connection_id: Option<&str>,
@@ -234,7 +232,10 @@ impl VideoClient {
     }
 
     /// The session's streams: `GET …/session/{sid}/stream`.
-    pub async fn list_streams(&self, session_id: &str) -> Result<StreamList, ModerationError> {
+    pub(crate) async fn list_streams(
+        &self,
+        session_id: &str,
+    ) -> Result<StreamList, ModerationError> {
         let url = self.session_url(session_id, &["stream"]);
         let url = &url;
         self.call("list_streams", is_retryable, |timeout| async move {
@@ -248,7 +249,7 @@ impl VideoClient {
 
     /// The session's connections: `GET …/session/{sid}/connection` (a 404 means nobody is
     /// connected: `SessionNotActive`).
-    pub async fn list_connections(
+    pub(crate) async fn list_connections(
         &self,
         session_id: &str,
     ) -> Result<ConnectionList, ModerationError> {
@@ -264,7 +265,7 @@ impl VideoClient {
     }
 
     /// One stream: `GET …/session/{sid}/stream/{streamId}`.
-    pub async fn get_stream(
+    pub(crate) async fn get_stream(
         &self,
         session_id: &str,
         stream_id: &str,

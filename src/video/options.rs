@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 /// How media flows: through the Media Router, or peer to peer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum MediaMode {
+pub(crate) enum MediaMode {
     /// Through the Vonage Media Router: archiving, audio fallback, lower bandwidth in
     /// multiparty calls. The default, as in Vonage's guide.
     #[default]
@@ -20,7 +20,7 @@ pub enum MediaMode {
 
 impl MediaMode {
     /// The `p2p.preference` form value: `disabled` means routed.
-    pub fn p2p_preference(self) -> &'static str {
+    pub(crate) fn p2p_preference(self) -> &'static str {
         match self {
             MediaMode::Routed => "disabled",
             MediaMode::Relayed => "enabled",
@@ -31,7 +31,7 @@ impl MediaMode {
 /// Whether sessions are archived automatically.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum ArchiveMode {
+pub(crate) enum ArchiveMode {
     /// Archives start only when asked for.
     #[default]
     Manual,
@@ -41,7 +41,7 @@ pub enum ArchiveMode {
 
 impl ArchiveMode {
     /// The `archiveMode` form value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ArchiveMode::Manual => "manual",
             ArchiveMode::Always => "always",
@@ -51,7 +51,7 @@ impl ArchiveMode {
 
 /// Resolutions Vonage accepts for automatic archives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub enum ArchiveResolution {
+pub(crate) enum ArchiveResolution {
     /// SD landscape.
     #[serde(rename = "640x480")]
     Sd,
@@ -74,7 +74,7 @@ pub enum ArchiveResolution {
 
 impl ArchiveResolution {
     /// The wire value, e.g. `1280x720`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ArchiveResolution::Sd => "640x480",
             ArchiveResolution::SdPortrait => "480x640",
@@ -88,34 +88,34 @@ impl ArchiveResolution {
 
 /// Everything that can be chosen when a session is created.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SessionOptions {
+pub(crate) struct SessionOptions {
     /// Routed (default) or relayed.
-    pub media_mode: MediaMode,
+    pub(crate) media_mode: MediaMode,
     /// Manual (default) or always.
-    pub archive_mode: ArchiveMode,
+    pub(crate) archive_mode: ArchiveMode,
     /// IPv4 location hint for the media servers.
-    pub location: Option<Ipv4Addr>,
+    pub(crate) location: Option<Ipv4Addr>,
     /// End-to-end encryption (routed only, not with automatic archiving).
-    pub e2ee: bool,
+    pub(crate) e2ee: bool,
     /// Name of automatic archives (1–80 chars, `always` only).
-    pub archive_name: Option<String>,
+    pub(crate) archive_name: Option<String>,
     /// Resolution of automatic archives (`always` only).
-    pub archive_resolution: Option<ArchiveResolution>,
+    pub(crate) archive_resolution: Option<ArchiveResolution>,
 }
 
 /// A combination of options Vonage refuses, naming the offending field (API spelling).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
-pub struct InvalidOption {
+pub(crate) struct InvalidOption {
     /// The request field at fault, in the HTTP API's camelCase.
-    pub field: &'static str,
+    pub(crate) field: &'static str,
     /// What is wrong with it.
-    pub message: &'static str,
+    pub(crate) message: &'static str,
 }
 
 impl SessionOptions {
     /// Checks the rules every official SDK enforces before calling Vonage.
-    pub fn validate(&self) -> Result<(), InvalidOption> {
+    pub(crate) fn validate(&self) -> Result<(), InvalidOption> {
         let invalid = |field, message| Err(InvalidOption { field, message });
         let relayed = self.media_mode == MediaMode::Relayed;
         let always = self.archive_mode == ArchiveMode::Always;
@@ -153,7 +153,7 @@ impl SessionOptions {
 
     /// The form body of `POST /session/create`: `p2p.preference` and `archiveMode` always
     /// (the server's defaults are undocumented), the others only when set, as opentok-node does.
-    pub fn form_fields(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn form_fields(&self) -> Vec<(&'static str, String)> {
         let mut fields = vec![
             ("archiveMode", self.archive_mode.as_str().to_owned()),
             (

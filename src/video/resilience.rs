@@ -9,19 +9,19 @@ use super::error::VideoError;
 
 /// When and how often to retry.
 #[derive(Debug, Clone)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Retries after the first attempt.
-    pub max_retries: u32,
+    pub(crate) max_retries: u32,
     /// Backoff of the first retry (before jitter).
-    pub base: Duration,
+    pub(crate) base: Duration,
     /// Longest backoff.
-    pub max: Duration,
+    pub(crate) max: Duration,
 }
 
 impl RetryPolicy {
     /// "Full jitter": a random wait in `[0, min(max, base * 2^retry)]`, so retries of many
     /// callers spread out instead of arriving together.
-    pub fn backoff(&self, retry: u32) -> Duration {
+    pub(crate) fn backoff(&self, retry: u32) -> Duration {
         let ceiling = self
             .base
             .saturating_mul(1u32 << retry.min(16))
@@ -34,7 +34,7 @@ impl RetryPolicy {
 /// processed; a duplicate session is harmless, a lost one is not), or Vonage said it is
 /// overloaded or failing at its edge (429, 502, 503, 504). Timeouts are not retried: the
 /// attempt already used its share of the deadline.
-pub fn is_retryable(error: &VideoError) -> bool {
+pub(crate) fn is_retryable(error: &VideoError) -> bool {
     match error {
         VideoError::Unreachable { .. } | VideoError::Unavailable { .. } => true,
         VideoError::Rejected { status, .. } => matches!(status, 502 | 504),
@@ -44,7 +44,7 @@ pub fn is_retryable(error: &VideoError) -> bool {
 
 /// Whether the request certainly never reached Vonage (the connection was never made), the
 /// only failure after which a non-idempotent call (starting or stopping an archive) is retried.
-pub fn was_not_sent(error: &VideoError) -> bool {
+pub(crate) fn was_not_sent(error: &VideoError) -> bool {
     matches!(
         error,
         VideoError::Unreachable {
@@ -55,7 +55,7 @@ pub fn was_not_sent(error: &VideoError) -> bool {
 }
 
 /// Whether an error says Vonage itself is unwell (counts toward opening the breaker).
-pub fn is_outage(error: &VideoError) -> bool {
+pub(crate) fn is_outage(error: &VideoError) -> bool {
     match error {
         VideoError::Unreachable { .. } | VideoError::Timeout | VideoError::Unavailable { .. } => {
             true
@@ -76,7 +76,7 @@ enum State {
 /// consecutive failed calls, refuses calls for `open_for`, then lets one probe through;
 /// the probe's success closes it, its failure opens it again.
 #[derive(Debug)]
-pub struct CircuitBreaker {
+pub(crate) struct CircuitBreaker {
     state: Mutex<State>,
     threshold: u32,
     open_for: Duration,
@@ -85,7 +85,7 @@ pub struct CircuitBreaker {
 /// Permission for one call. Record its outcome with [`Ticket::record`]; a probe dropped without
 /// an outcome (its request was cancelled) lets the next call probe instead.
 #[derive(Debug)]
-pub struct Ticket<'a> {
+pub(crate) struct Ticket<'a> {
     breaker: &'a CircuitBreaker,
     probe: bool,
     recorded: bool,
@@ -93,7 +93,7 @@ pub struct Ticket<'a> {
 
 impl CircuitBreaker {
     /// A closed breaker.
-    pub fn new(threshold: u32, open_for: Duration) -> Self {
+    pub(crate) fn new(threshold: u32, open_for: Duration) -> Self {
         publish(0.0);
         Self {
             state: Mutex::new(State::Closed { failures: 0 }),
@@ -109,7 +109,7 @@ impl CircuitBreaker {
     }
 
     /// Asks to make a call: a ticket, or how long until calls are allowed again.
-    pub fn admit(&self) -> Result<Ticket<'_>, Duration> {
+    pub(crate) fn admit(&self) -> Result<Ticket<'_>, Duration> {
         let mut state = self.lock();
         let probe = match *state {
             State::Closed { .. } => false,
@@ -138,7 +138,7 @@ impl CircuitBreaker {
     }
 
     /// `closed`, `half-open` or `open`, for `/readyz` details.
-    pub fn state_name(&self) -> &'static str {
+    pub(crate) fn state_name(&self) -> &'static str {
         match *self.lock() {
             State::Closed { .. } => "closed",
             State::Open { .. } => "open",
@@ -149,7 +149,7 @@ impl CircuitBreaker {
 
 impl Ticket<'_> {
     /// Records the call's final outcome: `outage` when Vonage itself failed.
-    pub fn record(mut self, outage: bool) {
+    pub(crate) fn record(mut self, outage: bool) {
         self.recorded = true;
         let breaker = self.breaker;
         let mut state = breaker.lock();

@@ -20,10 +20,10 @@ use super::credentials::{Credentials, CredentialsError, REST_JWT_LIFETIME_SECS};
 
 /// A reused JWT is never sent with less than this left before its `exp`: room for the retries
 /// of one call, the transit, and clock skew between us and Vonage.
-pub const USE_MARGIN_SECS: u64 = 60;
+pub(crate) const USE_MARGIN_SECS: u64 = 60;
 
 /// The longest `video.rest_jwt_reuse_seconds`: a JWT due for renewal must still be usable.
-pub const MAX_REUSE_SECS: u64 = REST_JWT_LIFETIME_SECS - USE_MARGIN_SECS;
+pub(crate) const MAX_REUSE_SECS: u64 = REST_JWT_LIFETIME_SECS - USE_MARGIN_SECS;
 
 /// The REST auth headers of one client.
 pub(super) struct RestAuth {

@@ -10,7 +10,7 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 /// The longest session ID the official SDKs document ("up to 255 characters").
-pub const MAX_LEN: usize = 255;
+pub(crate) const MAX_LEN: usize = 255;
 
 /// URL-safe base64 that accepts the payload with or without `=` padding, as the SDKs do.
 const LENIENT: GeneralPurpose = GeneralPurpose::new(

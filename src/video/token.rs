@@ -27,21 +27,24 @@ pub struct TokenGrant<'a> {
 #[derive(Debug, Clone)]
 pub struct ClientToken {
     /// The token string; never log it.
-    pub token: String,
+    pub(crate) token: String,
     /// `exp` of the token, seconds since the epoch.
-    pub expires_at: u64,
+    pub(crate) expires_at: u64,
 }
 
 /// Mints tokens with the service's credentials. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct TokenIssuer {
+pub(crate) struct TokenIssuer {
     credentials: std::sync::Arc<Credentials>,
     legacy_format: LegacyTokenFormat,
 }
 
 impl TokenIssuer {
     /// An issuer for `credentials`; `legacy_format` applies to legacy credentials only.
-    pub fn new(credentials: std::sync::Arc<Credentials>, legacy_format: LegacyTokenFormat) -> Self {
+    pub(crate) fn new(
+        credentials: std::sync::Arc<Credentials>,
+        legacy_format: LegacyTokenFormat,
+    ) -> Self {
         Self {
             credentials,
             legacy_format,
@@ -49,12 +52,12 @@ impl TokenIssuer {
     }
 
     /// The application ID or API key that owns our sessions.
-    pub fn owner(&self) -> &str {
+    pub(crate) fn owner(&self) -> &str {
         self.credentials.owner()
     }
 
     /// Mints a token for `grant`, now.
-    pub fn mint(&self, grant: &TokenGrant<'_>) -> Result<ClientToken, CredentialsError> {
+    pub(crate) fn mint(&self, grant: &TokenGrant<'_>) -> Result<ClientToken, CredentialsError> {
         mint(
             &self.credentials,
             self.legacy_format,

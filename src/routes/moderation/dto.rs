@@ -13,47 +13,47 @@ use crate::video::moderation::{
 /// Force-mute all streams, or lift it.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct MuteAllRequest {
+pub(crate) struct MuteAllRequest {
     /// True (default) mutes every stream but the excluded ones, and every stream published
     /// later, until lifted; false lifts the mute state (streams already muted stay muted).
-    pub active: Option<bool>,
+    pub(crate) active: Option<bool>,
     /// Streams left unmuted (at most 1000 stream IDs).
     #[schema(max_items = 1000)]
-    pub excluded_stream_ids: Option<Vec<String>>,
+    pub(crate) excluded_stream_ids: Option<Vec<String>>,
 }
 
 /// A signal, checked against Vonage's limits before it is sent.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SignalRequest {
+pub(crate) struct SignalRequest {
     /// What clients filter on: at most 128 of `A-Z a-z 0-9 - _ ~` (empty or null: none).
     #[serde(rename = "type")]
     #[schema(max_length = 128, pattern = "^[A-Za-z0-9_~-]*$")]
-    pub kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// The payload: at most 8192 bytes as UTF-8 (413 `signal_too_large` beyond), so at most
     /// 8192 characters, fewer where they are not ASCII.
     // Optional here only so that a missing `data` is answered as `data: is required`.
     #[schema(value_type = String, required = true, max_length = 8192)]
-    pub data: Option<String>,
+    pub(crate) data: Option<String>,
 }
 
 /// A session's mute-all state.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct MuteStateResponse {
+pub(crate) struct MuteStateResponse {
     /// The session.
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// True while every stream but the excluded ones is muted, new streams included.
-    pub active: bool,
+    pub(crate) active: bool,
     /// Streams left unmuted.
-    pub excluded_stream_ids: Vec<String>,
+    pub(crate) excluded_stream_ids: Vec<String>,
     /// When it was last switched through this service (RFC 3339, UTC); null if never.
-    pub changed_at: Option<String>,
+    pub(crate) changed_at: Option<String>,
 }
 
 impl MuteStateResponse {
     /// The response for `state` (never set: inactive).
-    pub fn new(session_id: String, state: Option<MuteState>) -> Self {
+    pub(crate) fn new(session_id: String, state: Option<MuteState>) -> Self {
         match state {
             Some(state) => Self {
                 session_id,
@@ -74,15 +74,15 @@ impl MuteStateResponse {
 /// A published stream.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct StreamResponse {
+pub(crate) struct StreamResponse {
     /// Stream ID.
-    pub id: String,
+    pub(crate) id: String,
     /// `camera`, `screen` or `custom`; null if Vonage did not say.
-    pub video_type: Option<String>,
+    pub(crate) video_type: Option<String>,
     /// The publisher's name for it (may be empty).
-    pub name: String,
+    pub(crate) name: String,
     /// Layout classes.
-    pub layout_class_list: Vec<String>,
+    pub(crate) layout_class_list: Vec<String>,
 }
 
 impl From<Stream> for StreamResponse {
@@ -99,44 +99,44 @@ impl From<Stream> for StreamResponse {
 /// The streams of a session.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct StreamListResponse {
+pub(crate) struct StreamListResponse {
     /// How many.
-    pub count: u64,
+    pub(crate) count: u64,
     /// The streams.
-    pub items: Vec<StreamResponse>,
+    pub(crate) items: Vec<StreamResponse>,
 }
 
 /// What removing a participant did.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct RemovedResponse {
+pub(crate) struct RemovedResponse {
     /// The participant's identity (JWT `sub`).
-    pub sub: String,
+    pub(crate) sub: String,
     /// The connections force-disconnected.
-    pub disconnected_connection_ids: Vec<String>,
+    pub(crate) disconnected_connection_ids: Vec<String>,
     /// False when this service does not know who holds which connection (no presence
     /// tracking): nothing could be disconnected by identity.
-    pub presence_tracked: bool,
+    pub(crate) presence_tracked: bool,
     /// Whether a ban was recorded (never with `auth.mode = "anonymous"`, where nobody has an
     /// identity to ban).
-    pub banned: bool,
+    pub(crate) banned: bool,
     /// Until when the ban holds (RFC 3339, UTC).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub banned_until: Option<String>,
+    pub(crate) banned_until: Option<String>,
 }
 
 /// A ban.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct BanResponse {
+pub(crate) struct BanResponse {
     /// The banned identity (JWT `sub`).
-    pub sub: String,
+    pub(crate) sub: String,
     /// Who banned them.
-    pub banned_by: Option<String>,
+    pub(crate) banned_by: Option<String>,
     /// When (RFC 3339, UTC).
-    pub created_at: String,
+    pub(crate) created_at: String,
     /// Until when (RFC 3339, UTC).
-    pub expires_at: String,
+    pub(crate) expires_at: String,
 }
 
 impl From<Ban> for BanResponse {
@@ -152,9 +152,9 @@ impl From<Ban> for BanResponse {
 
 /// The live bans of a room or session.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct BanListResponse {
+pub(crate) struct BanListResponse {
     /// Oldest first.
-    pub items: Vec<BanResponse>,
+    pub(crate) items: Vec<BanResponse>,
 }
 
 pub(super) fn rfc3339_ms(epoch_ms: u64) -> String {
