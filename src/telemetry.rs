@@ -1,7 +1,8 @@
 //! Logging: `tracing` with an `EnvFilter` (`RUST_LOG`, else `log.filter`), pretty or JSON lines
 //! on stderr (stdout carries only the `listening on` line and the dev banner). Lines go through
-//! a bounded non-blocking queue (`writer`), so a stuck consumer drops lines instead of stalling
-//! requests; JSON lines are written by `json` without allocating. See `docs/logging.md`.
+//! a bounded buffer written in batches by one thread (`writer`), so a stuck consumer drops lines
+//! instead of stalling requests; JSON lines are written by `json` without allocating. See
+//! `docs/logging.md`.
 
 mod json;
 mod writer;
@@ -15,7 +16,7 @@ pub use self::writer::LogGuard;
 use crate::config::{LogConfig, LogFormat};
 
 /// Installs the global subscriber; keep the guard until the process ends (it flushes the
-/// queued lines). Calling it again (tests) installs nothing.
+/// buffered lines). Calling it again (tests) installs nothing.
 pub fn init(config: &LogConfig) -> LogGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
